@@ -1,0 +1,432 @@
+"""Conditions and templates, evaluated by jinja2's immutable sandbox.
+
+Only strings written in the rule file are ever compiled: message contents, file names and headers
+are *data* in the namespace, never templates. Everything is compiled when the file loads, so
+syntax errors and unknown names are reported with ``file:line:column``.
+
+Templates
+---------
+A string with ``{{ ... }}`` is a template. A string that is *exactly one* ``{{ expression }}``
+keeps the expression's native type, so ``row-list: "{{ params['row-list'] }}"`` yields a list;
+anything else renders to a string. A string without braces is returned as it is.
+
+Conditions
+----------
+``if:`` takes an expression (braces optional), a list of conditions (all must hold), or the
+structured forms ``{and: [...]}``, ``{or: [...]}`` and ``{not: ...}``.
+
+Namespace
+---------
+========================  ============================================================
+``event``                 ``"samp"``, ``"hub"``, ``"file"`` or ``"timer"``
+``mtype``, ``params``     the incoming SAMP message (``params['row-list']`` for dashes)
+``sender.name/.id``       its sender
+``msg_id``, ``call``      the call's id, and whether a reply is expected
+``client.name/.id``       the client of a hub event; ``hub_event`` its kind
+``file.path/.name/...``   ``path name stem suffix dir size url event header``
+``header(KEY, default)``  a FITS header value of the event's file (headers only, lazily)
+``timer.count/.every``    for ``every:`` triggers
+``vars.NAME``             the file's variables (``vars:`` with ``--set`` overrides)
+``response``, ``result``  the last ``call`` action's response map and its ``samp.result``
+``responses.NAME``        the response of the ``call`` that had ``as: NAME``
+``registered(NAME)``      a client whose ``samp.name`` matches the glob is registered
+``subscribed(NAME, MT)``  such a client is subscribed to the MType
+``match(VALUE, GLOB)``    case-insensitive glob match
+``now()``                 the current time (``datetime``)
+========================  ============================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Union
+
+from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import ExpressionError
+from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
+
+__all__ = [
+    "And",
+    "Condition",
+    "ExprCondition",
+    "FileInfo",
+    "HubState",
+    "KNOWN_NAMES",
+    "Not",
+    "Or",
+    "Template",
+    "ValueTemplate",
+    "build_namespace",
+    "compile_condition",
+    "compile_template",
+    "render_value",
+    "vars_referenced",
+]
+
+KNOWN_NAMES = frozenset(
+    {
+        "event", "mtype", "params", "sender", "msg_id", "call", "client", "hub_event", "file",
+        "header", "timer", "vars", "response", "result", "responses", "registered", "subscribed",
+        "match", "now", "rule", "key",
+    }
+)
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+
+
+def _glob(value: Any, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(str(value).lower(), str(pattern).lower())
+
+
+def _make_env() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["basename"] = lambda p: os.path.basename(str(p))
+    env.filters["dirname"] = lambda p: os.path.dirname(str(p))
+    env.filters["fileurl"] = lambda p: Path(str(p)).expanduser().resolve().as_uri()
+    env.tests["matching"] = _glob
+    env.globals["match"] = _glob
+    env.globals["now"] = _dt.datetime.now
+    return env
+
+
+ENV = _make_env()
+
+
+def _check_names(ast: nodes.Template, known_vars: Mapping[str, Any] | None, allowed: frozenset[str]
+                 ) -> None:
+    unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ExpressionError(f"unknown name {unknown[0]!r}{hint}")
+    if known_vars is not None:
+        for name in vars_referenced(ast):
+            if name not in known_vars:
+                raise ExpressionError(f"undefined variable vars.{name} (declare it under vars:)")
+
+
+def vars_referenced(ast: nodes.Node) -> set[str]:
+    """Names used as ``vars.NAME`` or ``vars['NAME']`` in a parsed template."""
+    out: set[str] = set()
+    for node in ast.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "vars":
+            out.add(node.attr)
+    for node in ast.find_all(nodes.Getitem):
+        if (isinstance(node.node, nodes.Name) and node.node.name == "vars"
+                and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
+            out.add(node.arg.value)
+    return out
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises the stored error (UndefinedError or SecurityError)
+    return value
+
+
+class Template:
+    """One compiled string from the rule file.
+
+    Use :func:`compile_template` to make one. ``render(namespace)`` returns the source itself when
+    it has no braces, the native value when it is exactly one ``{{ expression }}``, and a string
+    otherwise. ``where`` is ``file:line:column`` of the source, used in runtime errors.
+    """
+
+    __slots__ = ("source", "where", "_fn", "_kind")
+
+    def __init__(self, source: str, where: str, fn: Callable[..., Any] | None, kind: str) -> None:
+        self.source = source
+        self.where = where
+        self._fn = fn
+        self._kind = kind  # "static" | "native" | "text"
+
+    @property
+    def is_static(self) -> bool:
+        """True when the string has no template syntax."""
+        return self._kind == "static"
+
+    def render(self, namespace: Mapping[str, Any]) -> Any:
+        """Evaluate against ``namespace``; raise :class:`ExpressionError` on failure."""
+        if self._fn is None:
+            return self.source
+        try:
+            return _strict(self._fn(dict(namespace)))
+        except ExpressionError:
+            raise
+        except Exception as exc:  # jinja2 errors, and errors raised by namespace functions
+            raise ExpressionError(f"{self.where}: {self.source!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+def compile_template(source: str, where: str = "<string>", *,
+                     known_vars: Mapping[str, Any] | None = None,
+                     allowed: frozenset[str] = KNOWN_NAMES) -> Template:
+    """Compile a rule-file string.
+
+    Parameters
+    ----------
+    source : str
+        The string as written.
+    where : str
+        ``file:line:column`` for error messages.
+    known_vars : mapping, optional
+        If given, ``vars.NAME`` must name one of its keys.
+    allowed : frozenset of str
+        Top-level names the template may use.
+
+    Raises
+    ------
+    ExpressionError
+        On a syntax error or an unknown name.
+
+    Examples
+    --------
+    >>> compile_template("{{ params['row-list'] }}").render({"params": {"row-list": [1, 2]}})
+    [1, 2]
+    >>> compile_template("{{ file.name }}!").render({"file": {"name": "m31.fits"}})
+    'm31.fits!'
+    >>> compile_template("12:30:45").render({})
+    '12:30:45'
+    """
+    if "{{" not in source and "{%" not in source and "{#" not in source:
+        return Template(source, where, None, "static")
+    m = _SINGLE_EXPR.match(source)
+    try:
+        if m and "{{" not in m.group("expr") and "}}" not in m.group("expr"):
+            expr = m.group("expr").strip()
+            ast = ENV.parse("{{ " + expr + " }}")
+            _check_names(ast, known_vars, allowed)
+            compiled = ENV.compile_expression(expr, undefined_to_none=False)
+            return Template(source, where, lambda ns: compiled(**ns), "native")
+        ast = ENV.parse(source)
+        _check_names(ast, known_vars, allowed)
+        tmpl = ENV.from_string(source)
+        return Template(source, where, tmpl.render, "text")
+    except TemplateError as exc:
+        raise ExpressionError(f"template syntax error: {exc.message or exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# structured values (params) and conditions
+
+ValueTemplate = Union[Template, list["ValueTemplate"], dict[str, "ValueTemplate"]]
+
+
+def render_value(value: ValueTemplate, namespace: Mapping[str, Any]) -> Any:
+    """Render a tree of templates (as the loader builds for ``params``) to plain values."""
+    if isinstance(value, Template):
+        return value.render(namespace)
+    if isinstance(value, list):
+        return [render_value(v, namespace) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, namespace) for k, v in value.items()}
+    return value
+
+
+class Condition(Protocol):
+    """Anything with ``check(namespace) -> bool``."""
+
+    def check(self, namespace: Mapping[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExprCondition:
+    """A single expression; true when its value is truthy."""
+
+    template: Template
+
+    def check(self, namespace: Mapping[str, Any]) -> bool:
+        return bool(self.template.render(namespace))
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    """All of ``items`` hold (short-circuit)."""
+
+    items: tuple[Condition, ...]
+
+    def check(self, namespace: Mapping[str, Any]) -> bool:
+        return all(c.check(namespace) for c in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    """Any of ``items`` holds (short-circuit)."""
+
+    items: tuple[Condition, ...]
+
+    def check(self, namespace: Mapping[str, Any]) -> bool:
+        return any(c.check(namespace) for c in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """``item`` does not hold."""
+
+    item: Condition
+
+    def check(self, namespace: Mapping[str, Any]) -> bool:
+        return not self.item.check(namespace)
+
+
+def compile_condition(source: str, where: str = "<string>", *,
+                      known_vars: Mapping[str, Any] | None = None) -> ExprCondition:
+    """Compile one condition expression; surrounding ``{{ }}`` are optional.
+
+    Examples
+    --------
+    >>> compile_condition("params.row|int > 3").check({"params": {"row": "7"}})
+    True
+    """
+    text = source.strip()
+    m = _SINGLE_EXPR.match(text)
+    if m and "{{" not in m.group("expr"):
+        text = m.group("expr").strip()
+    if not text:
+        raise ExpressionError("empty condition")
+    tmpl = compile_template("{{ " + text + " }}", where, known_vars=known_vars)
+    return ExprCondition(Template(source, where, tmpl._fn, "native"))
+
+
+# ---------------------------------------------------------------------------------------------
+# namespace
+
+class HubState(Protocol):
+    """Live hub state the engine supplies to ``registered()`` and ``subscribed()``."""
+
+    def is_registered(self, name: str) -> bool: ...
+
+    def is_subscribed(self, name: str, mtype: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """A SAMP client as seen by expressions: ``name`` and ``id``."""
+
+    name: str | None
+    id: str
+    metadata: Mapping[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
+class FitsHeader(Mapping[str, Any]):
+    """FITS header keywords of a file, read lazily (headers only, never the data).
+
+    A key is looked for in the primary header first, then in each extension's header.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._cards: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._cards is None:
+            from astropy.io import fits
+
+            cards: dict[str, Any] = {}
+            try:
+                with fits.open(self._path, lazy_load_hdus=True, memmap=True) as hdul:
+                    for hdu in hdul:
+                        for key, value in hdu.header.items():
+                            if key and key not in ("COMMENT", "HISTORY", ""):
+                                cards.setdefault(key.upper(), value)
+            except Exception as exc:  # not FITS, unreadable: expressions see no keywords
+                raise ExpressionError(f"cannot read FITS header of {self._path}: {exc}") from exc
+            self._cards = cards
+        return self._cards
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[str(key).upper()]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class FileInfo:
+    """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header."""
+
+    __slots__ = ("path", "name", "stem", "suffix", "dir", "event", "header")
+
+    def __init__(self, path: str, event: str = "") -> None:
+        p = Path(path)
+        self.path = str(p)
+        self.name = p.name
+        self.stem = p.name.split(".")[0] if p.name else ""
+        self.suffix = "".join(p.suffixes)
+        self.dir = str(p.parent)
+        self.event = event
+        self.header = FitsHeader(self.path)
+
+    @property
+    def size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return -1
+
+    @property
+    def url(self) -> str:
+        return Path(self.path).resolve().as_uri()
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _header_fn(info: FileInfo | None) -> Callable[..., Any]:
+    def header(key: str, default: Any = None) -> Any:
+        if info is None:
+            raise ExpressionError("header() needs a file event")
+        return info.header.get(key, default)
+    return header
+
+
+def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
+                    hub: HubState | None = None, rule: str = "",
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The names an expression sees for ``event`` (see the module docstring)."""
+    ns: dict[str, Any] = {
+        "vars": dict(variables), "rule": rule, "event": "", "mtype": None, "params": {},
+        "sender": None, "msg_id": None, "call": False, "client": None, "hub_event": None,
+        "file": None, "timer": None, "response": None, "result": None, "responses": {},
+        "key": None,
+    }
+
+    def registered(name: str) -> bool:
+        return bool(hub and hub.is_registered(name))
+
+    def subscribed(name: str, mtype: str) -> bool:
+        return bool(hub and hub.is_subscribed(name, mtype))
+
+    ns["registered"] = registered
+    ns["subscribed"] = subscribed
+    info: FileInfo | None = None
+    if isinstance(event, SampMessage):
+        ns.update(event="samp", mtype=event.mtype, params=event.params, msg_id=event.msg_id,
+                  call=event.kind == "call", sender=Who(event.sender_name, event.sender_id))
+    elif isinstance(event, HubEvent):
+        ns.update(event="hub", hub_event=event.kind,
+                  client=Who(event.client_name, event.client_id, event.data))
+    elif isinstance(event, FileEvent):
+        info = FileInfo(event.path, event.kind)
+        ns.update(event="file", file=info)
+    elif isinstance(event, TimerEvent):
+        ns.update(event="timer", timer={"count": event.count, "every": event.every})
+    ns["header"] = _header_fn(info)
+    if extra:
+        ns.update(extra)
+    return ns
