@@ -1,0 +1,258 @@
+"""Trigger platform for files: ``on: {files: FOLDER, patterns: [...], settle: 1s, ...}``.
+
+A file fires when it is *complete*:
+
+* its size and modification time have not changed for ``settle`` seconds and no event has come
+  for it meanwhile, and
+* where the platform reports opens and closes (Linux inotify), nobody still has it open: a
+  writer that pauses longer than ``settle`` while keeping the file open does not make it fire
+  early. (If a file stays open yet quiet for ``max(30 s, 10 × settle)``, it fires anyway, so a
+  lost close cannot block it for ever.)
+
+The event kind is that of the first event in the burst: a file created and then written is
+``created``. A file written under a temporary name and renamed into place fires once, as
+``moved`` (or as ``created`` when the temporary name matched the patterns too, as the file is
+new). ``deleted`` fires at once. ``catch_up: true`` fires ``existing`` for the files already
+there when watching starts (oldest first). ``poll: SECONDS`` uses watchdog's polling observer
+(network file systems), where only the size-and-time test applies.
+
+Patterns and ignore globs are matched case-insensitively against the file name, or against the
+path relative to the folder when they contain ``/``.
+
+Threads: watchdog's observer thread only hands raw events to the asyncio loop with
+``loop.call_soon_threadsafe``; all state lives on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from watchdog.events import (
+    FileClosedEvent, FileClosedNoWriteEvent, FileCreatedEvent, FileDeletedEvent,
+    FileModifiedEvent, FileMovedEvent, FileOpenedEvent, FileSystemEvent, FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from ..events import Event, FileEvent
+from ..model import FilesTrigger
+from .bus import EventBus
+
+__all__ = ["FolderWatch", "attach"]
+
+log = logging.getLogger(__name__)
+
+_Stat = tuple[int, int]
+
+
+def _stat(path: str) -> _Stat | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str
+    last: float
+    stat: _Stat | None
+    handle: asyncio.TimerHandle | None = None
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs on the observer thread: hands each event to the loop, nothing else."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[FileSystemEvent], None]):
+        self._loop = loop
+        self._sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._sink, event)
+        except RuntimeError:  # loop closed while the observer was stopping
+            pass
+
+
+class FolderWatch:
+    """Watch one folder for complete files and call ``fire(FileEvent)`` on the loop.
+
+    Parameters
+    ----------
+    config : FilesTrigger
+        What to watch.
+    fire : callable
+        Called on the event loop with each :class:`~sampflow.rules.events.FileEvent`.
+    loop : asyncio.AbstractEventLoop
+        The loop to deliver on.
+    """
+
+    def __init__(self, config: FilesTrigger, fire: Callable[[Event], Any],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self._fire = fire
+        self._loop = loop
+        self._root = os.path.abspath(config.path)
+        self._pending: dict[str, _Pending] = {}
+        self._opens: dict[str, int] = {}
+        self._observer: Any = None
+        self._catch_up: asyncio.Task[None] | None = None
+        self._hold_limit = max(30.0, 10 * config.settle)
+        self.fired = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the observer (and the catch-up scan); raises if the folder does not exist."""
+        if not os.path.isdir(self._root):
+            raise FileNotFoundError(f"no such folder: {self._root}")
+        cfg = self.config
+        self._observer = PollingObserver(timeout=cfg.poll) if cfg.poll else Observer()
+        self._observer.schedule(_Handler(self._loop, self._on_raw), self._root,
+                                recursive=cfg.recursive)
+        self._observer.daemon = True
+        self._observer.start()
+        if cfg.catch_up:
+            self._catch_up = self._loop.create_task(self._scan_existing())
+
+    def stop(self) -> None:
+        """Stop watching; pending files are forgotten."""
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+        for p in self._pending.values():
+            if p.handle is not None:
+                p.handle.cancel()
+        self._pending.clear()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    # -- matching ----------------------------------------------------------------------------
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` is inside the folder and matches the patterns and not ``ignore``."""
+        rel = os.path.relpath(path, self._root)
+        if rel.startswith(".."):
+            return False
+        if os.sep in rel and not self.config.recursive:
+            return False
+        rel = rel.replace(os.sep, "/").lower()
+        name = rel.rsplit("/", 1)[-1]
+
+        def hit(pattern: str) -> bool:
+            p = pattern.lower()
+            return fnmatch.fnmatchcase(rel if "/" in p else name, p)
+        return any(hit(p) for p in self.config.patterns) and not any(
+            hit(p) for p in self.config.ignore)
+
+    # -- events (on the loop) ----------------------------------------------------------------
+    def _on_raw(self, ev: FileSystemEvent) -> None:
+        src = os.fsdecode(ev.src_path)
+        if isinstance(ev, FileMovedEvent):
+            dest = os.fsdecode(ev.dest_path)
+            old = self._pending.pop(src, None)
+            self._opens.pop(src, None)
+            if old is not None and old.handle is not None:
+                old.handle.cancel()
+            if dest and self.matches(dest):
+                self._touch(dest, old.kind if old is not None else "moved")
+            return
+        if not self.matches(src):
+            return
+        if isinstance(ev, FileCreatedEvent):
+            self._touch(src, "created")
+        elif isinstance(ev, FileModifiedEvent):
+            if src in self._pending or "modified" in self.config.events:
+                self._touch(src, "modified")
+        elif isinstance(ev, FileOpenedEvent):
+            self._opens[src] = self._opens.get(src, 0) + 1
+        elif isinstance(ev, (FileClosedEvent, FileClosedNoWriteEvent)):
+            n = self._opens.pop(src, 0) - 1
+            if n > 0:
+                self._opens[src] = n
+            if isinstance(ev, FileClosedEvent) and (
+                    src in self._pending or "modified" in self.config.events):
+                self._touch(src, "modified")
+        elif isinstance(ev, FileDeletedEvent):
+            old = self._pending.pop(src, None)
+            self._opens.pop(src, None)
+            if old is not None and old.handle is not None:
+                old.handle.cancel()
+            if "deleted" in self.config.events:
+                self._emit("deleted", src)
+
+    def _touch(self, path: str, kind: str) -> None:
+        now = self._loop.time()
+        p = self._pending.get(path)
+        if p is None:
+            p = self._pending[path] = _Pending(kind, now, _stat(path))
+        else:
+            p.last, p.stat = now, _stat(path)
+        if p.handle is None:
+            p.handle = self._loop.call_at(now + self.config.settle, self._check, path)
+
+    def _check(self, path: str) -> None:
+        p = self._pending.get(path)
+        if p is None:
+            return
+        p.handle = None
+        now = self._loop.time()
+        due = p.last + self.config.settle
+        if now < due - 1e-3:
+            p.handle = self._loop.call_at(due, self._check, path)
+            return
+        st = _stat(path)
+        if st is None:
+            del self._pending[path]
+            return
+        held = self._opens.get(path, 0) > 0 and now - p.last < self._hold_limit
+        if st != p.stat or held:
+            if st != p.stat:
+                p.stat, p.last = st, now
+            p.handle = self._loop.call_at(now + max(self.config.settle, 0.05), self._check, path)
+            return
+        del self._pending[path]
+        if p.kind in self.config.events:
+            self._emit(p.kind, path)
+
+    def _emit(self, kind: str, path: str) -> None:
+        self.fired += 1
+        try:
+            self._fire(FileEvent(kind, path))
+        except Exception:  # the engine isolates rules; this only guards the watcher itself
+            log.exception("file trigger for %s failed", path)
+
+    async def _scan_existing(self) -> None:
+        def scan() -> list[str]:
+            found: list[tuple[float, str]] = []
+            for dirpath, dirnames, filenames in os.walk(self._root):
+                if not self.config.recursive:
+                    dirnames.clear()
+                for name in filenames:
+                    full = os.path.join(dirpath, name)
+                    if self.matches(full):
+                        try:
+                            found.append((os.stat(full).st_mtime, full))
+                        except OSError:
+                            pass
+            return [p for _, p in sorted(found)]
+
+        for path in await self._loop.run_in_executor(None, scan):
+            if path not in self._pending:
+                self._emit("existing", path)
+            await asyncio.sleep(0)
+
+
+def attach(config: FilesTrigger, fire: Callable[[Event], Any], bus: EventBus
+           ) -> Callable[[], None]:
+    """Start watching ``config.path``; returns the detach function."""
+    watch = FolderWatch(config, fire, asyncio.get_running_loop())
+    watch.start()
+    return watch.stop
