@@ -1,0 +1,98 @@
+"""The Standard Profile transport (SAMP 1.3 section 4): XML-RPC over HTTP on loopback.
+
+`StandardProfile` is an aiohttp application: each POST is one XML-RPC ``methodCall``. It
+parses the body with the safe codec, checks the secret on ``samp.hub.register``, hands every
+other ``samp.hub.*`` method to the `HubService`, and turns any refusal into an XML-RPC fault
+with a message that says why. A bad request never disturbs other clients: each request is
+independent, and nothing but the core's state is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import ProtocolError
+from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
+from .registry import Profile
+from .service import HubService, hub_call
+
+__all__ = ["StandardProfile"]
+
+log = logging.getLogger("sampflow.hub")
+
+PREFIX = "samp.hub."
+XML = "text/xml"
+
+#: Methods only the Standard Profile has (section 4.2.4), in the form of `COMMON_METHODS`.
+STANDARD_ONLY_METHODS = {"setXmlrpcCallback": (2, hub_call("set_callback"))}
+
+
+class StandardProfile:
+    """Serves the Standard Profile hub API for one `HubService`.
+
+    Parameters
+    ----------
+    service : HubService
+        The hub to serve.
+    max_body : int
+        Largest request body accepted, in bytes; larger ones get a fault.
+    """
+
+    def __init__(self, service: HubService, *, max_body: int = MAX_BODY_BYTES) -> None:
+        self.service = service
+        self.max_body = max_body
+
+    def app(self) -> web.Application:
+        """An aiohttp application answering XML-RPC POSTs on any path."""
+        app = web.Application(client_max_size=self.max_body + 1)
+        app.router.add_post("/{tail:.*}", self.handle)
+        app.router.add_get("/{tail:.*}", self._get)
+        return app
+
+    async def _get(self, request: web.Request) -> web.Response:
+        return web.Response(text="sampflow SAMP hub: Standard Profile XML-RPC; POST here.\n")
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one XML-RPC request; always HTTP 200 with a response or a fault."""
+        if request.content_length is not None and request.content_length > self.max_body:
+            return self._fault(f"request body of {request.content_length} bytes exceeds "
+                               f"{self.max_body} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._fault(f"request body exceeds {self.max_body} bytes")
+        try:
+            method, params = loads_request(body, max_bytes=self.max_body)
+            value = await self.call(method, params)
+        except (ProtocolError, MalformedRequest) as exc:
+            log.debug("fault: %s", exc)
+            return self._fault(str(exc))
+        return web.Response(body=dumps_response(value), content_type=XML, charset="utf-8")
+
+    async def call(self, method: str, params: tuple[Any, ...]) -> Any:
+        """Run Standard Profile method `method` (a full ``samp.hub.*`` name).
+
+        Raises
+        ------
+        ProtocolError
+            If the request is refused; the message becomes the fault string.
+        """
+        if not method.startswith(PREFIX):
+            raise MalformedRequest(f"no such method: {method} (Standard Profile methods "
+                                   f"start with {PREFIX})")
+        name = method[len(PREFIX):]
+        if name == "register":
+            if len(params) != 1 or not isinstance(params[0], str):
+                raise MalformedRequest("register takes 1 argument, the hub secret")
+            if not secrets.compare_digest(params[0], self.service.secret):
+                raise MalformedRequest("wrong hub secret")
+            return self.service.register(Profile.STANDARD)
+        return await self.service.dispatch(name, params, extra=STANDARD_ONLY_METHODS)
+
+    @staticmethod
+    def _fault(message: str) -> web.Response:
+        return web.Response(body=dumps_fault(message), content_type=XML, charset="utf-8")
