@@ -1,0 +1,179 @@
+"""What actions work with: the firing's context and the engine's outbox.
+
+All outgoing SAMP traffic goes through :class:`Outbox`, which resolves recipients by name,
+records every message for loop prevention and for the trace, and in a dry run sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..clients import ClientDirectory
+from ..errors import ActionError
+from ..events import Event, SampMessage
+from ..expr import Template
+from ..guard import EchoGuard
+from ..messenger import Messenger
+from ..model import Rule
+from ..trace import FiringRecord
+
+__all__ = ["ActionContext", "Outbox", "to_samp"]
+
+log = logging.getLogger("sampflow.rules")
+
+
+def to_samp(value: Any) -> Any:
+    """Make ``value`` a SAMP value: strings, lists and string-keyed maps.
+
+    Numbers become their decimal strings and booleans ``"1"``/``"0"`` (the standard's
+    encodings); ``None`` becomes ``""``.
+
+    Examples
+    --------
+    >>> to_samp({"row": 3, "ok": True, "list": [1.5, None]})
+    {'row': '3', 'ok': '1', 'list': ['1.5', '']}
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {str(k): to_samp(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_samp(v) for v in value]
+    return str(value)
+
+
+class Outbox:
+    """Sends on behalf of actions; see the module docstring."""
+
+    def __init__(self, messenger: Messenger | None, directory: ClientDirectory,
+                 guard: EchoGuard, *, dry_run: bool = False) -> None:
+        self.messenger = messenger
+        self.directory = directory
+        self.guard = guard
+        self.dry_run = dry_run
+
+    @property
+    def own_ids(self) -> set[str]:
+        """The engine's own id and the hub's: never recipients of broadcasts."""
+        if self.messenger is None:
+            return set()
+        return {self.messenger.public_id, self.messenger.hub_id}
+
+    async def resolve(self, to: Iterable[Template], ns: dict[str, Any], *, mtype: str,
+                      exclude: Iterable[Template] = (), required: bool = False) -> list[str]:
+        """Recipient ids: ``to`` rendered and looked up by name (or, if empty, every client
+        subscribed to ``mtype``), minus ``exclude``, the engine and the hub."""
+        to = tuple(to)
+        ids: list[str] = []
+        if to:
+            for pattern in self._names(to, ns):
+                found = await self._lookup(pattern, ns)
+                if not found:
+                    raise ActionError(f"no registered client matches {pattern!r}")
+                ids.extend(found)
+        elif self.messenger is not None:
+            ids = list(await self.messenger.get_subscribed_clients(mtype))
+        skip = set(self.own_ids)
+        for pattern in self._names(exclude, ns):
+            skip.update(await self._lookup(pattern, ns, refresh=False))
+        out = list(dict.fromkeys(i for i in ids if i not in skip))
+        if required and not out:
+            raise ActionError(f"no client to send {mtype} to")
+        return out
+
+    @staticmethod
+    def _names(templates: Iterable[Template], ns: dict[str, Any]) -> list[str]:
+        names: list[str] = []
+        for t in templates:
+            v = t.render(ns)
+            names.extend(str(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+        return names
+
+    async def _lookup(self, pattern: str, ns: dict[str, Any], refresh: bool = True) -> list[str]:
+        sender = ns.get("sender")
+        if pattern == "sender":
+            return [sender.id] if sender is not None else []
+        if self.messenger is None:  # dry run without a hub: keep the names
+            return [pattern]
+        return (await self.directory.resolve(pattern) if refresh
+                else self.directory.find(pattern))
+
+    async def notify(self, record: FiringRecord, action: str, to: str, mtype: str,
+                     params: Any) -> None:
+        """Send a notification (or, in a dry run, record that it would be sent)."""
+        msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
+        entry = self._entry(action, to, msg)
+        t0 = time.perf_counter()
+        self.guard.note_sent(mtype, msg["samp.params"])
+        try:
+            if not self.dry_run and self.messenger is not None:
+                await self.messenger.notify(to, msg)
+        except Exception as exc:
+            entry["error"] = str(exc)
+            raise ActionError(f"notify {entry['to_name'] or to} with {mtype}: {exc}") from exc
+        finally:
+            entry["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            record.sent.append(entry)
+
+    async def call(self, record: FiringRecord, action: str, to: str, mtype: str, params: Any,
+                   timeout: float) -> dict[str, Any]:
+        """Call and wait; returns the response map (``samp.ok`` in a dry run)."""
+        msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
+        entry = self._entry(action, to, msg)
+        t0 = time.perf_counter()
+        self.guard.note_sent(mtype, msg["samp.params"])
+        try:
+            if self.dry_run or self.messenger is None:
+                response: dict[str, Any] = {"samp.status": "samp.ok", "samp.result": {}}
+            else:
+                response = await self.messenger.call_and_wait(to, msg, timeout)
+            entry["response"] = response
+            return response
+        except Exception as exc:
+            entry["error"] = str(exc) or type(exc).__name__
+            raise ActionError(f"call {entry['to_name'] or to} with {mtype}: "
+                              f"{entry['error']}") from exc
+        finally:
+            entry["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            record.sent.append(entry)
+
+    def _entry(self, action: str, to: str, msg: dict[str, Any]) -> dict[str, Any]:
+        name = self.directory.name_of(to)
+        if self.dry_run:
+            log.info("dry run: would send %s to %s: %s", msg["samp.mtype"], name or to,
+                     msg["samp.params"])
+        return {"action": action, "to": to, "to_name": name, "mtype": msg["samp.mtype"],
+                "params": msg["samp.params"], "dry_run": self.dry_run}
+
+
+@dataclass
+class ActionContext:
+    """One firing as its actions see it.
+
+    ``ns`` is the expression namespace (actions add ``response``, ``result`` and
+    ``responses``); ``reply`` is the response a ``reply`` action set for the incoming call.
+    """
+
+    rule: Rule
+    event: Event
+    ns: dict[str, Any]
+    record: FiringRecord
+    outbox: Outbox
+    services: Any
+    reply: dict[str, Any] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def message(self) -> SampMessage:
+        """The incoming SAMP message, or ActionError if the rule was not fired by one."""
+        if not isinstance(self.event, SampMessage):
+            raise ActionError("this action needs a rule fired by a SAMP message")
+        return self.event

@@ -1,0 +1,89 @@
+"""``send_file``: send a file by what it is.
+
+A VOTable goes as ``table.load.votable``, a FITS image as ``image.load.fits`` and a FITS table as
+``table.load.fits``, decided by looking inside with astropy (headers only). Local paths become
+``file://`` URLs; the URL doubles as ``table-id`` / ``image-id`` so later row messages about it
+can be matched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ..errors import ActionError
+from ..events import FileEvent
+from ..model import SendFile
+from .base import ActionContext
+
+__all__ = ["classify", "send_file"]
+
+_GZIP = b"\x1f\x8b"
+_BZIP = b"BZh"
+
+
+def classify(path: str) -> str:
+    """The MType that loads ``path``: image.load.fits, table.load.fits or table.load.votable.
+
+    Raises
+    ------
+    ActionError
+        If the file is neither FITS (image or table) nor a VOTable.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(80)
+    except OSError as exc:
+        raise ActionError(f"cannot read {path}: {exc}") from exc
+    if head.startswith(b"SIMPLE  =") or head.startswith(_GZIP) or head.startswith(_BZIP):
+        from astropy.io import fits
+
+        try:
+            with fits.open(path, lazy_load_hdus=True, memmap=True) as hdul:
+                for hdu in hdul:
+                    if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+                        return "table.load.fits"
+                    hdr = hdu.header
+                    naxis = int(hdr.get("NAXIS", 0))
+                    if naxis > 0 and all(int(hdr.get(f"NAXIS{i}", 0)) > 0
+                                         for i in range(1, naxis + 1)):
+                        return "image.load.fits"
+        except Exception as exc:
+            if not head.startswith(b"SIMPLE"):
+                pass  # compressed but not FITS: try VOTable below
+            else:
+                raise ActionError(f"{path}: unreadable FITS file: {exc}") from exc
+        else:
+            raise ActionError(f"{path}: FITS file with neither an image nor a table")
+    from astropy.io.votable import is_votable
+
+    try:
+        if is_votable(path):
+            return "table.load.votable"
+    except Exception:
+        pass
+    raise ActionError(f"{path}: not a FITS image, FITS table or VOTable")
+
+
+async def send_file(action: SendFile, ctx: ActionContext) -> None:
+    """Send the file (``path`` or the triggering file) to ``to`` or to every subscribed client."""
+    if action.path is not None:
+        path = str(action.path.render(ctx.ns))
+    elif isinstance(ctx.event, FileEvent):
+        path = ctx.event.path
+    else:
+        raise ActionError("send_file needs path: when the rule is not fired by a file")
+    if path.startswith("file://"):
+        from ..actions.tables import url_to_path
+        path = url_to_path(path)
+    p = Path(path).expanduser().resolve()
+    mtype = await asyncio.to_thread(classify, str(p))
+    url = p.as_uri()
+    name = str(action.name.render(ctx.ns)) if action.name is not None else p.name
+    params = {"url": url, "name": name}
+    params["image-id" if mtype.startswith("image.") else "table-id"] = url
+    if mtype.startswith("table."):
+        ctx.services.tables.note_load(params)
+    ids = await ctx.outbox.resolve(action.to, ctx.ns, mtype=mtype, required=True)
+    for cid in ids:
+        await ctx.outbox.notify(ctx.record, "send_file", cid, mtype, params)

@@ -1,0 +1,153 @@
+"""The engine's view of the other clients: id <-> name, metadata and subscriptions.
+
+Filled from the hub at connection time and kept current from ``samp.hub.event.*``
+notifications, so that ``to: DS9`` resolves without a round trip and ``registered()`` /
+``subscribed()`` answer synchronously inside expressions.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import HubEvent
+from .messenger import Messenger
+from .triggers.bus import mtype_matches
+
+__all__ = ["ClientDirectory", "ClientInfo", "HUB_EVENT_MTYPES"]
+
+log = logging.getLogger(__name__)
+
+HUB_EVENT_MTYPES = ("samp.hub.event.register", "samp.hub.event.unregister",
+                    "samp.hub.event.metadata", "samp.hub.event.subscriptions")
+
+
+@dataclass(slots=True)
+class ClientInfo:
+    """What is known about one client."""
+
+    id: str
+    name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    subscriptions: dict[str, Any] = field(default_factory=dict)
+
+
+def _glob(value: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+class ClientDirectory:
+    """Registry of the hub's clients, by public id, searchable by ``samp.name`` glob."""
+
+    def __init__(self, messenger: Messenger | None = None) -> None:
+        self.messenger = messenger
+        self._clients: dict[str, ClientInfo] = {}
+
+    # -- filling -----------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Ask the hub for every client's metadata and subscriptions."""
+        if self.messenger is None:
+            return
+        fresh: dict[str, ClientInfo] = {}
+        for cid in await self.messenger.get_registered_clients():
+            info = ClientInfo(cid)
+            try:
+                info.metadata = dict(await self.messenger.get_metadata(cid) or {})
+                info.subscriptions = dict(await self.messenger.get_subscriptions(cid) or {})
+            except Exception as exc:  # the client may have left meanwhile
+                log.debug("cannot query %s: %s", cid, exc)
+            info.name = info.metadata.get("samp.name")
+            fresh[cid] = info
+        self._clients = fresh
+
+    def add(self, client_id: str, name: str | None = None,
+            subscriptions: dict[str, Any] | None = None) -> None:
+        """Record a client directly (tests, or a sender first seen in a message)."""
+        info = self._clients.setdefault(client_id, ClientInfo(client_id))
+        if name is not None:
+            info.name = name
+            info.metadata.setdefault("samp.name", name)
+        if subscriptions is not None:
+            info.subscriptions = dict(subscriptions)
+
+    def apply(self, mtype: str, params: dict[str, Any]) -> list[HubEvent]:
+        """Update from a ``samp.hub.event.*`` message; returns the hub events it means.
+
+        ``registered`` is reported when a client first declares a name, so that rules can
+        match it by name; ``unregistered`` carries the name it had.
+        """
+        cid = params.get("id")
+        if not isinstance(cid, str):
+            return []
+        if mtype == "samp.hub.event.register":
+            self._clients.setdefault(cid, ClientInfo(cid))
+            return []
+        if mtype == "samp.hub.event.unregister":
+            info = self._clients.pop(cid, None)
+            name = info.name if info else None
+            return [HubEvent("unregistered", cid, name)]
+        info = self._clients.setdefault(cid, ClientInfo(cid))
+        if mtype == "samp.hub.event.metadata":
+            md = params.get("metadata")
+            info.metadata = dict(md) if isinstance(md, dict) else {}
+            new_name = info.metadata.get("samp.name")
+            events = []
+            if info.name is None and isinstance(new_name, str):
+                events.append(HubEvent("registered", cid, new_name, dict(info.metadata)))
+            info.name = new_name if isinstance(new_name, str) else info.name
+            events.append(HubEvent("metadata", cid, info.name, dict(info.metadata)))
+            return events
+        if mtype == "samp.hub.event.subscriptions":
+            subs = params.get("subscriptions")
+            info.subscriptions = dict(subs) if isinstance(subs, dict) else {}
+            return [HubEvent("subscriptions", cid, info.name, dict(info.subscriptions))]
+        return []
+
+    # -- lookups -----------------------------------------------------------------------------
+    def name_of(self, client_id: str) -> str | None:
+        """The ``samp.name`` of ``client_id``, if known."""
+        info = self._clients.get(client_id)
+        return info.name if info else None
+
+    def find(self, pattern: str) -> list[str]:
+        """Ids of clients whose name matches the glob (case-insensitive), or whose id is it."""
+        if pattern in self._clients:
+            return [pattern]
+        return [c.id for c in self._clients.values() if c.name and _glob(c.name, pattern)]
+
+    async def resolve(self, pattern: str) -> list[str]:
+        """Like :meth:`find`, asking the hub again once if nothing matches."""
+        ids = self.find(pattern)
+        if not ids and self.messenger is not None:
+            await self.refresh()
+            ids = self.find(pattern)
+        return ids
+
+    async def ensure_name(self, client_id: str) -> str | None:
+        """The name of ``client_id``, querying its metadata if it is not known yet."""
+        name = self.name_of(client_id)
+        if name is None and self.messenger is not None:
+            try:
+                md = await self.messenger.get_metadata(client_id)
+            except Exception:
+                return None
+            name = md.get("samp.name") if isinstance(md, dict) else None
+            info = self._clients.setdefault(client_id, ClientInfo(client_id))
+            info.metadata = dict(md or {})
+            info.name = name
+        return name
+
+    # HubState, for registered() and subscribed() in expressions
+    def is_registered(self, name: str) -> bool:
+        """Whether a client whose name matches the glob is registered."""
+        return bool(self.find(name))
+
+    def is_subscribed(self, name: str, mtype: str) -> bool:
+        """Whether such a client is subscribed to ``mtype`` (its patterns are honoured)."""
+        for cid in self.find(name):
+            subs = self._clients[cid].subscriptions
+            if any(mtype_matches(p, mtype) for p in subs):
+                return True
+        return False

@@ -1,0 +1,330 @@
+"""The rules engine: events in, actions out.
+
+Typical use (what ``sampflow run`` does)::
+
+    ruleset = load_paths(files, overrides)            # validate everything first
+    engine = Engine(ruleset, dry_run=..., allow_exec=..., trace=...)
+    await engine.start()                               # file and timer triggers
+    await engine.connect(client)                       # SAMP: handler, directory, subscriptions
+    ...                                                # until SIGINT / SIGTERM
+    await engine.stop()
+
+``connect`` may be called again with a new client after a reconnection. The engine talks SAMP
+only through :class:`~sampflow.rules.messenger.Messenger`.
+
+Dispatch: SAMP messages and hub events go through an :class:`~.triggers.bus.EventBus` indexed by
+MType pattern and event kind; files and timers fire their rule directly. A firing's conditions
+are evaluated when it fires; then the rule's :class:`~.runner.RuleRunner` applies key,
+debounce, throttle and mode, and runs the actions. A failing action is logged with its rule and
+the engine goes on. Each firing produces a :class:`~.trace.FiringRecord`.
+
+Loops: messages from the engine's own client are ignored, and :class:`~.guard.EchoGuard` drops
+echoes of what it sent or what another peer re-broadcast (see there). Nothing is ever added to
+the messages it sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import IO, Any, Callable
+
+from .actions import ActionContext, Outbox, TableRegistry, run_action
+from .clients import HUB_EVENT_MTYPES, ClientDirectory
+from .errors import ExpressionError, RulesError
+from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
+from .expr import build_namespace
+from .guard import EchoGuard
+from .messenger import Messenger, error, ok, warning
+from .model import (Exec, FilesTrigger, HighlightRow, HubTrigger, MTypeTrigger, PointAt, Rule,
+                    RuleSet, SelectRows, TimerTrigger, Trigger)
+from .runner import Outcome, RuleRunner
+from .trace import FiringRecord, TraceWriter
+from .triggers import EventBus, attach
+
+__all__ = ["Engine", "describe_trigger"]
+
+log = logging.getLogger("sampflow.rules")
+
+TABLE_LOAD_MTYPES = ("table.load.votable", "table.load.fits")
+
+
+def describe_trigger(trigger: Trigger) -> str:
+    """A short human description of a trigger, for logs and traces."""
+    if isinstance(trigger, MTypeTrigger):
+        frm = f" from {','.join(trigger.senders)}" if trigger.senders else ""
+        return f"mtype {','.join(trigger.mtypes)}{frm}"
+    if isinstance(trigger, HubTrigger):
+        return f"{trigger.kind} {','.join(trigger.clients)}"
+    if isinstance(trigger, FilesTrigger):
+        return f"files {trigger.path}"
+    return f"every {trigger.every:g}s"
+
+
+def _summary(event: Event) -> dict[str, Any]:
+    if isinstance(event, SampMessage):
+        return {"kind": event.kind, "mtype": event.mtype, "sender": event.sender_name,
+                "sender_id": event.sender_id, "msg_id": event.msg_id}
+    if isinstance(event, HubEvent):
+        return {"kind": event.kind, "client": event.client_name, "client_id": event.client_id}
+    if isinstance(event, FileEvent):
+        return {"kind": event.kind, "path": event.path}
+    return {"kind": "timer", "count": event.count}
+
+
+class Engine:
+    """Runs a :class:`~sampflow.rules.model.RuleSet`.
+
+    Parameters
+    ----------
+    ruleset : RuleSet
+        Loaded and validated rules (disabled rules are skipped).
+    client : Messenger, optional
+        The SAMP client; may also be given later with :meth:`connect`.
+    dry_run : bool
+        Run everything but send nothing (each would-be message is logged and traced).
+    allow_exec : bool
+        Allow ``exec`` actions (``--allow-exec``); otherwise construction fails if any rule has
+        one.
+    trace : path or text file, optional
+        Append one JSON line per firing.
+    on_firing : callable, optional
+        Called with each finished :class:`~sampflow.rules.trace.FiringRecord` (``-v`` logging
+        uses ``record.one_line()``).
+    echo_window : float
+        Seconds during which repeated messages count as echoes (0 disables the echo guard).
+
+    Raises
+    ------
+    RulesError
+        If a rule uses ``exec`` and ``allow_exec`` is false.
+    """
+
+    def __init__(self, ruleset: RuleSet, client: Messenger | None = None, *,
+                 dry_run: bool = False, allow_exec: bool = False,
+                 trace: str | IO[str] | None = None,
+                 on_firing: Callable[[FiringRecord], None] | None = None,
+                 echo_window: float = 2.0) -> None:
+        self.ruleset = ruleset
+        self.rules: tuple[Rule, ...] = tuple(r for r in ruleset.rules if r.enabled)
+        if not allow_exec:
+            bad = [r.name for r in self.rules if any(isinstance(a, Exec) for a in r.actions)]
+            if bad:
+                raise RulesError("exec is refused unless sampflow run is given --allow-exec "
+                                 f"(rules: {', '.join(bad)})")
+        self.client: Messenger | None = None
+        self.dry_run = dry_run
+        self.allow_exec = allow_exec
+        self.directory = ClientDirectory()
+        self.guard = EchoGuard(echo_window)
+        self.tables = TableRegistry()
+        self.bus = EventBus()
+        self.outbox = Outbox(None, self.directory, self.guard, dry_run=dry_run)
+        self.on_firing = on_firing
+        self._trace = TraceWriter(trace) if trace is not None else None
+        self._runners: dict[str, RuleRunner] = {}
+        self._detach: list[Callable[[], None]] = []
+        self._pending_client = client
+        self._started = False
+        self.firings = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Attach every trigger (file watchers and timers start now), then connect the client
+        given to the constructor, if any. A trigger that cannot start (a missing folder) is
+        logged and its rule goes on with its other triggers."""
+        if self._started:
+            return
+        self._started = True
+        for rule in self.rules:
+            self._runners[rule.name] = RuleRunner(rule, self._make_execute(rule))
+            for trigger in rule.triggers:
+                try:
+                    self._detach.append(attach(trigger, self._make_fire(rule, trigger),
+                                               self.bus))
+                except Exception as exc:
+                    log.error("rule %r: cannot start trigger %s: %s", rule.name,
+                              describe_trigger(trigger), exc)
+        if self._pending_client is not None:
+            await self.connect(self._pending_client)
+
+    async def connect(self, client: Messenger) -> None:
+        """Use ``client`` for SAMP: install the message handler, learn the other clients,
+        declare the subscriptions the rules need. Call again after a reconnection."""
+        self.client = client
+        self.outbox.messenger = client
+        self.directory.messenger = client
+        client.on_message = self.handle_message
+        await self.directory.refresh()
+        await client.declare_subscriptions(self.subscriptions())
+
+    def subscriptions(self) -> dict[str, dict[str, Any]]:
+        """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,
+        and ``table.load.*`` when table row actions need the table registry."""
+        subs = {p: {} for p in sorted(self.bus.mtype_patterns())}
+        for mt in HUB_EVENT_MTYPES + ("samp.app.ping",):
+            subs.setdefault(mt, {})
+        if any(isinstance(a, (PointAt, HighlightRow, SelectRows))
+               for r in self.rules for a in r.actions):
+            for mt in TABLE_LOAD_MTYPES:
+                subs.setdefault(mt, {})
+        return subs
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the triggers, let running actions finish for up to ``timeout`` seconds, then
+        cancel the rest. The client is left registered (the caller unregisters it)."""
+        for detach in self._detach:
+            try:
+                detach()
+            except Exception as exc:  # pragma: no cover - defensive
+                log.warning("stopping a trigger failed: %s", exc)
+        self._detach.clear()
+        if self._runners:
+            await asyncio.gather(*(r.stop(timeout) for r in self._runners.values()))
+        if self.client is not None and self.client.on_message == self.handle_message:
+            self.client.on_message = None
+        if self._trace is not None:
+            self._trace.close()
+        self._started = False
+
+    async def wait_idle(self) -> None:
+        """Wait until no rule is running, queued or debouncing (useful in tests)."""
+        while True:
+            await asyncio.gather(*(r.wait_idle() for r in self._runners.values()))
+            await asyncio.sleep(0)
+            if all(r._idle.is_set() for r in self._runners.values()):
+                return
+
+    # -- incoming SAMP -----------------------------------------------------------------------
+    async def handle_message(self, kind: str, sender_id: str, msg_id: str | None,
+                             message: dict[str, Any]) -> dict[str, Any] | None:
+        """The client's ``on_message`` handler; returns the response for a call."""
+        is_call = kind == "call"
+        mtype = message.get("samp.mtype")
+        params = message.get("samp.params") or {}
+        if not isinstance(mtype, str) or not isinstance(params, dict):
+            return error("malformed message") if is_call else None
+        if self.client is not None and sender_id == self.client.public_id:
+            return ok() if is_call else None
+        if mtype in HUB_EVENT_MTYPES:
+            for hub_event in self.directory.apply(mtype, params):
+                self.bus.publish(hub_event)
+            return ok() if is_call else None
+        if mtype in TABLE_LOAD_MTYPES:
+            self.tables.note_load(params)
+        if self.guard.is_echo(mtype, params, sender_id):
+            log.debug("dropped echo of %s from %s", mtype, sender_id)
+            return warning("ignored: an echo of a message already relayed") if is_call else None
+        name = await self.directory.ensure_name(sender_id)
+        try:
+            event = SampMessage(kind, sender_id, name, mtype, params,  # type: ignore[arg-type]
+                                msg_id if is_call else None)
+        except ValueError as exc:
+            return error(str(exc)) if is_call else None
+        futures = self.dispatch(event)
+        if not is_call:
+            return None
+        outcomes = await asyncio.gather(*futures) if futures else []
+        return self._reply_for(outcomes)
+
+    @staticmethod
+    def _reply_for(outcomes: list[Outcome]) -> dict[str, Any]:
+        for o in outcomes:
+            if o.reply is not None:
+                return o.reply
+        failed = [o for o in outcomes if o.status == "error"]
+        if failed:
+            return error(failed[0].reason or "rule failed")
+        if outcomes and all(o.status in ("dropped", "superseded", "cancelled")
+                            for o in outcomes):
+            return warning(f"not run: {outcomes[0].reason}")
+        return ok()
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def dispatch(self, event: Event) -> list["asyncio.Future[Outcome]"]:
+        """Hand an event to the rules whose triggers match; returns the firings' futures.
+
+        File and timer events normally come from the trigger platforms; tests may feed any
+        event here. SAMP messages go through the index, so should come via
+        :meth:`handle_message` (which applies loop prevention) in real use.
+        """
+        if isinstance(event, (SampMessage, HubEvent)):
+            return [f for f in self.bus.publish(event) if f is not None]
+        out = []
+        for rule in self.rules:
+            for trigger in rule.triggers:
+                wanted = ((isinstance(event, FileEvent) and isinstance(trigger, FilesTrigger))
+                          or (isinstance(event, TimerEvent) and isinstance(trigger, TimerTrigger)
+                              and trigger.every == event.every))
+                if wanted:
+                    fut = self._fire(rule, trigger, event)
+                    if fut is not None:
+                        out.append(fut)
+                    break
+        return out
+
+    def _make_fire(self, rule: Rule, trigger: Trigger) -> Callable[[Event], Any]:
+        return lambda event: self._fire(rule, trigger, event)
+
+    def _fire(self, rule: Rule, trigger: Trigger, event: Event
+              ) -> "asyncio.Future[Outcome] | None":
+        ns = build_namespace(event, variables=self.ruleset.vars, hub=self.directory,
+                             rule=rule.name)
+        try:
+            if rule.condition is not None and not rule.condition.check(ns):
+                return None
+            key = rule.key.render(ns) if rule.key is not None else None
+        except ExpressionError as exc:
+            log.error("rule %r: %s", rule.name, exc)
+            return None
+        if isinstance(key, (list, dict)):
+            key = repr(key)
+        ns["key"] = key
+        runner = self._runners.get(rule.name)
+        if runner is None:  # dispatch() before start(): create lazily
+            runner = self._runners[rule.name] = RuleRunner(rule, self._make_execute(rule))
+        return runner.fire(event, trigger, ns, key)
+
+    def _make_execute(self, rule: Rule) -> Callable[..., Any]:
+        async def execute(event: Event, trigger: Trigger, ns: dict[str, Any]) -> Outcome:
+            return await self._execute(rule, event, trigger, ns)
+        return execute
+
+    async def _execute(self, rule: Rule, event: Event, trigger: Trigger, ns: dict[str, Any]
+                       ) -> Outcome:
+        record = FiringRecord(rule.name, describe_trigger(trigger), _summary(event),
+                              key=ns.get("key"), dry_run=self.dry_run)
+        ctx = ActionContext(rule, event, ns, record, self.outbox, self)
+        t0 = time.perf_counter()
+        self.firings += 1
+        outcome = Outcome("error", reason="not finished")
+        try:
+            for index, action in enumerate(rule.actions):
+                await run_action(action, ctx, index)
+            record.status = "ok"
+            outcome = Outcome("ok", reply=ctx.reply)
+        except asyncio.CancelledError:
+            record.status = "cancelled"
+            raise
+        except Exception as exc:
+            record.status, record.error = "error", str(exc)
+            log.error("rule %r failed: %s", rule.name, exc)
+            outcome = Outcome("error", reply=ctx.reply, reason=f"rule {rule.name!r}: {exc}")
+        finally:
+            record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
+            self._emit(record)
+        return outcome
+
+    def _emit(self, record: FiringRecord) -> None:
+        if self._trace is not None:
+            try:
+                self._trace.write(record)
+            except Exception as exc:  # a full disk must not stop the engine
+                log.warning("cannot write trace: %s", exc)
+        if self.on_firing is not None:
+            try:
+                self.on_firing(record)
+            except Exception:
+                log.exception("on_firing callback failed")
+        log.debug("%s", record.one_line())

@@ -1,0 +1,90 @@
+"""Loop prevention for re-broadcast rules.
+
+The engine never reacts to its own messages (the client's id), and nothing is added to what it
+sends. Beyond that, it remembers a fingerprint (MType and canonical params) of every message it
+sends and of every message it receives, for ``window`` seconds. An incoming message is an *echo*
+and is dropped when
+
+* the engine itself sent the same message within the window (a tool, or another engine,
+  passing it back), or
+* it received the same message from a *different* sender within the window (the copy that a
+  second engine re-broadcast).
+
+Two engines re-broadcasting the same traffic therefore stop after one hop each, and a tool that
+repeats its own message (the user clicking the same row again) is still heard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+__all__ = ["EchoGuard", "fingerprint"]
+
+
+def fingerprint(mtype: str, params: Any) -> str:
+    """A stable digest of a message's MType and params.
+
+    Examples
+    --------
+    >>> fingerprint("a.b", {"x": "1", "y": ["2"]}) == fingerprint("a.b", {"y": ["2"], "x": "1"})
+    True
+    """
+    text = json.dumps([mtype, params], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class EchoGuard:
+    """Remembers recent messages; see the module docstring.
+
+    Parameters
+    ----------
+    window : float
+        Seconds during which a repeat counts as an echo; 0 disables the guard.
+    clock : callable
+        Monotonic time source (for tests).
+    """
+
+    def __init__(self, window: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._sent: OrderedDict[str, float] = OrderedDict()
+        self._received: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def _prune(self, now: float) -> None:
+        for table in (self._sent, self._received):
+            while table:
+                _, v = next(iter(table.items()))
+                t = v if isinstance(v, float) else v[0]
+                if now - t <= self.window:
+                    break
+                table.popitem(last=False)
+
+    def note_sent(self, mtype: str, params: Any) -> None:
+        """Record a message the engine sends."""
+        if self.window <= 0:
+            return
+        now = self._clock()
+        self._prune(now)
+        fp = fingerprint(mtype, params)
+        self._sent.pop(fp, None)
+        self._sent[fp] = now
+
+    def is_echo(self, mtype: str, params: Any, sender_id: str) -> bool:
+        """Whether an incoming message is an echo; records it as received if it is not."""
+        if self.window <= 0:
+            return False
+        now = self._clock()
+        self._prune(now)
+        fp = fingerprint(mtype, params)
+        if fp in self._sent:
+            return True
+        seen = self._received.get(fp)
+        if seen is not None and seen[1] != sender_id:
+            return True
+        self._received.pop(fp, None)
+        self._received[fp] = (now, sender_id)
+        return False
