@@ -35,6 +35,7 @@ __all__ = [
     "Output",
     "PendingCall",
     "MessageFilter",
+    "MessageObserver",
     "HUB_EVENT_MTYPES",
 ]
 
@@ -47,6 +48,10 @@ HUB_EVENT_MTYPES = (
     "samp.hub.event.subscriptions",
     "samp.hub.disconnect",
 )
+
+#: Sees every message the hub accepts for delivery: ``observer(sender, message)``. The Web
+#: Profile's URL translator uses it to learn which URLs Standard Profile clients mention.
+MessageObserver = Callable[[ClientRecord, dict], None]
 
 #: Decides whether `sender` may send `message` to `recipient`: returns None to allow, or the
 #: reason for refusing. The Web Profile uses it to keep web clients to harmless MTypes.
@@ -156,6 +161,8 @@ class HubCore:
         )
         self.hub.subscriptions = {"samp.app.ping": {}}
         self.message_filter = message_filter
+        #: `MessageObserver` callables, run for every message accepted from a client.
+        self.message_observers: list[MessageObserver] = []
         self.pending: dict[str, PendingCall] = {}
         self._outputs: list[Output] = []
 
@@ -350,6 +357,7 @@ class HubCore:
         sender = self._client(private_key)
         mtype = _check_message(message)
         recipient = self._recipient(sender, recipient_id, mtype, message)  # type: ignore[arg-type]
+        self._observe(sender, message)  # type: ignore[arg-type]
         self._notify(sender, recipient, message)  # type: ignore[arg-type]
 
     def notify_all(self, private_key: str, message: object) -> list[str]:
@@ -357,9 +365,14 @@ class HubCore:
         sender = self._client(private_key)
         mtype = _check_message(message)
         recipients = self._fan_out(sender, mtype, message)  # type: ignore[arg-type]
+        self._observe(sender, message)  # type: ignore[arg-type]
         for recipient in recipients:
             self._notify(sender, recipient, message)  # type: ignore[arg-type]
         return [r.public_id for r in recipients]
+
+    def _observe(self, sender: ClientRecord, message: dict) -> None:
+        for observer in self.message_observers:
+            observer(sender, message)
 
     def _notify(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> None:
         if recipient.profile is Profile.HUB:
@@ -378,6 +391,7 @@ class HubCore:
         msg_tag = _check_str(msg_tag, "msg-tag")
         mtype = _check_message(message)
         recipient = self._recipient(sender, recipient_id, mtype, message)  # type: ignore[arg-type]
+        self._observe(sender, message)  # type: ignore[arg-type]
         return self._call(sender, recipient, msg_tag, message)  # type: ignore[arg-type]
 
     def call_all(self, private_key: str, msg_tag: object, message: object) -> dict[str, str]:
@@ -385,6 +399,7 @@ class HubCore:
         sender = self._client(private_key)
         msg_tag = _check_str(msg_tag, "msg-tag")
         mtype = _check_message(message)
+        self._observe(sender, message)  # type: ignore[arg-type]
         return {
             r.public_id: self._call(sender, r, msg_tag, message)  # type: ignore[arg-type]
             for r in self._fan_out(sender, mtype, message)  # type: ignore[arg-type]
@@ -399,6 +414,7 @@ class HubCore:
         sender = self._client(private_key)
         mtype = _check_message(message)
         recipient = self._recipient(sender, recipient_id, mtype, message)  # type: ignore[arg-type]
+        self._observe(sender, message)  # type: ignore[arg-type]
         return self._call(sender, recipient, None, message)  # type: ignore[arg-type]
 
     def _call(self, sender: ClientRecord, recipient: ClientRecord, msg_tag: str | None,
