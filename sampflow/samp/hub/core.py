@@ -49,7 +49,7 @@ HUB_EVENT_MTYPES = (
     "samp.hub.disconnect",
 )
 
-#: Sees every message the hub accepts for delivery: ``observer(sender, message)``. The Web
+#: Sees every message (and every response) the hub accepts: ``observer(sender, message)``. The Web
 #: Profile's URL translator uses it to learn which URLs Standard Profile clients mention.
 MessageObserver = Callable[[ClientRecord, dict], None]
 
@@ -458,6 +458,7 @@ class HubCore:
         if pending.recipient is not responder:
             raise LocalProtocolError(f"msg-id {msg_id!r} was not sent to {responder.public_id}")
         del self.pending[msg_id]
+        self._observe(responder, response)
         self._respond(msg_id, pending, responder.public_id, response)
 
     def _respond(self, msg_id: str, pending: PendingCall, responder_id: str,
