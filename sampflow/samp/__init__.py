@@ -1,0 +1,1 @@
+"""sampflow.samp: the embedded SAMP 1.3 implementation."""

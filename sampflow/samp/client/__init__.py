@@ -1,0 +1,1 @@
+"""sampflow's SAMP clients: `aio` (asyncio-native) and `sync` (astropy-compatible facade)."""
