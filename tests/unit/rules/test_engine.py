@@ -1,0 +1,399 @@
+"""Engine behaviour against an in-memory hub: modes, timing gates, replies, errors, loops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from sampflow.rules.engine import Engine
+from sampflow.rules.errors import RulesError
+from sampflow.rules.events import FileEvent
+from sampflow.rules.loader import load
+
+PING = {"samp.mtype": "test.go", "samp.params": {}}
+
+
+def msg(mtype: str = "test.go", **params: object) -> dict:
+    return {"samp.mtype": mtype, "samp.params": dict(params)}
+
+
+async def burst(tool, engine, messages, gap: float = 0.0) -> None:
+    for m in messages:
+        await tool.notify(engine.client.public_id, m)
+        await asyncio.sleep(gap)
+
+
+MODE_RULE = """
+rules:
+  - name: slow
+    on: {{mtype: test.go}}
+    mode: {mode}
+    max: {max}
+    do:
+      - log: "start {{{{ params.n }}}}"
+      - delay: 200ms
+"""
+
+
+@pytest.mark.parametrize("mode,max_,expected", [
+    ("single", 10, ["ok"]),
+    ("restart", 10, ["cancelled", "cancelled", "ok"]),
+    ("queued", 2, ["ok", "ok"]),
+    ("parallel", 2, ["ok", "ok"]),
+])
+async def test_run_modes(setup, mode, max_, expected) -> None:
+    eng = await setup.engine(MODE_RULE.format(mode=mode, max=max_))
+    tool = setup.hub.client("tool")
+    t0 = time.monotonic()
+    await burst(tool, eng, [msg(n=str(i)) for i in range(3)], gap=0.02)
+    await setup.hub.settle()
+    await eng.wait_idle()
+    elapsed = time.monotonic() - t0
+    assert sorted(setup.statuses()) == sorted(expected)
+    if mode == "queued":
+        assert elapsed >= 0.4  # serialised
+    if mode == "parallel":
+        assert elapsed < 0.4
+
+
+async def test_debounce_runs_once_with_the_last_event(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: d
+            on: {mtype: test.go}
+            debounce: 150ms
+            do: [{log: "n={{ params.n }}"}]
+    """)
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg(n=str(i)) for i in range(5)], gap=0.03)
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert setup.statuses() == ["ok"]
+    assert setup.records[0].steps[0]["message"] == "n=4"
+
+
+async def test_throttle_drops_inside_window(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: t
+            on: {mtype: test.go}
+            throttle: 300ms
+            mode: parallel
+            do: [{log: hi}]
+    """)
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg() for _ in range(5)], gap=0.01)
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert setup.statuses() == ["ok"]
+    await asyncio.sleep(0.35)
+    await burst(tool, eng, [msg()])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert setup.statuses() == ["ok", "ok"]
+
+
+async def test_key_serialises_per_key_and_parallelises_keys(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: k
+            on: {mtype: test.go}
+            key: "{{ params.k }}"
+            do:
+              - log: "{{ params.k }}{{ params.n }} start"
+              - delay: 200ms
+              - log: "{{ params.k }}{{ params.n }} end"
+    """)
+    tool = setup.hub.client("tool")
+    t0 = time.monotonic()
+    await burst(tool, eng, [msg(k="a", n="1"), msg(k="a", n="2"), msg(k="b", n="1")])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    elapsed = time.monotonic() - t0
+    assert setup.statuses() == ["ok", "ok", "ok"]
+    assert 0.38 <= elapsed < 0.6  # a1 then a2; b1 alongside a1
+    ends = [r.steps[-1]["message"] for r in setup.records]
+    assert ends.index("a1 end") < ends.index("a2 end")
+    assert ends.index("b1 end") < ends.index("a2 end")
+
+
+async def test_calls_get_replies(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: answer
+            on: {mtype: test.answer}
+            do:
+              - reply: {result: {value: "{{ params.x|int * 2 }}"}}
+          - name: plain
+            on: {mtype: test.plain}
+            do: [{log: hi}]
+          - name: broken
+            on: {mtype: test.broken}
+            do: [{notify: {to: NoSuchTool, mtype: x.y}}]
+          - name: busy
+            on: {mtype: test.busy}
+            do: [{delay: 300ms}]
+    """)
+    tool = setup.hub.client("tool")
+    eid = eng.client.public_id
+    r = await tool.call_and_wait(eid, msg("test.answer", x="21"), 5)
+    assert r == {"samp.status": "samp.ok", "samp.result": {"value": "42"}}
+    assert (await tool.call_and_wait(eid, msg("test.plain"), 5))["samp.status"] == "samp.ok"
+    r = await tool.call_and_wait(eid, msg("test.broken"), 5)
+    assert r["samp.status"] == "samp.error"
+    assert "broken" in r["samp.error"]["samp.errortxt"]
+    assert "NoSuchTool" in r["samp.error"]["samp.errortxt"]
+    first = asyncio.create_task(tool.call_and_wait(eid, msg("test.busy"), 5))
+    await asyncio.sleep(0.05)
+    second = await tool.call_and_wait(eid, msg("test.busy"), 5)
+    assert second["samp.status"] == "samp.warning"
+    assert (await first)["samp.status"] == "samp.ok"
+
+
+async def test_failing_rule_does_not_stop_others_and_options(setup) -> None:
+    calls = {"n": 0}
+
+    def flaky(message):
+        calls["n"] += 1
+        if calls["n"] < 3:
+            return {"samp.status": "samp.error", "samp.error": {"samp.errortxt": "not yet"}}
+        return {"samp.status": "samp.ok", "samp.result": {"v": "ok"}}
+
+    setup.hub.client("flaky", {"test.q": {}}, respond=flaky)
+    eng = await setup.engine("""
+        rules:
+          - name: fails
+            on: {mtype: test.go}
+            do:
+              - notify: {to: Ghost, mtype: test.x}
+              - log: never
+          - name: keeps going
+            on: {mtype: test.go}
+            do:
+              - notify: {to: Ghost, mtype: test.x}
+                continue_on_error: true
+              - call: {to: flaky, mtype: test.q, as: q}
+                retry: {times: 3, delay: 10ms}
+              - log: "{{ responses.q['samp.result'].v }} {{ result.v }}"
+    """)
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg()])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    by_rule = {r.rule: r for r in setup.records}
+    assert by_rule["fails"].status == "error"
+    assert "Ghost" in by_rule["fails"].error and "do[0] notify" in by_rule["fails"].error
+    assert by_rule["keeps going"].status == "ok"
+    assert by_rule["keeps going"].steps[-1]["message"] == "ok ok"
+    assert calls["n"] == 3
+
+
+async def test_own_messages_are_ignored(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: r
+            on: {mtype: test.go}
+            do: [{log: hi}]
+    """)
+    await eng.handle_message("notification", eng.client.public_id, None, msg())
+    await eng.wait_idle()
+    assert setup.records == []
+
+
+REBROADCAST = """
+rules:
+  - name: rebroadcast selections
+    on: {{mtype: table.select.rowList{frm}}}
+    do:
+      - broadcast: table.select.rowList
+        params: "{{{{ params }}}}"
+        except: sender
+"""
+
+
+async def test_rebroadcast_reaches_each_other_client_once(setup) -> None:
+    await setup.engine(REBROADCAST.format(frm=", from: topcat"), name="engine-a")
+    await setup.engine(REBROADCAST.format(frm=", from: topcat"), name="engine-b")
+    topcat = setup.hub.client("topcat", {"table.select.rowList": {}})
+    aladin = setup.hub.client("Aladin", {"table.select.rowList": {}})
+    await setup.hub.settle()
+    params = {"table-id": "t1", "url": "file:///t.vot", "row-list": ["1", "5"]}
+    # topcat sends to the engines only (as if Aladin had not been subscribed yet)
+    for e in setup.engines:
+        await topcat.notify(e.client.public_id, msg("table.select.rowList", **params))
+    await setup.hub.settle()
+    for e in setup.engines:
+        await e.wait_idle()
+    assert aladin.got("table.select.rowList") == [params, params]  # one per engine, no loop
+    assert topcat.got("table.select.rowList") == []  # never back to the sender
+
+
+async def test_two_engines_without_sender_filter_do_not_loop(setup) -> None:
+    for name in ("engine-a", "engine-b"):
+        await setup.engine(REBROADCAST.format(frm=""), name=name)
+    topcat = setup.hub.client("topcat", {"table.select.rowList": {}})
+    other = setup.hub.client("other", {"table.select.rowList": {}})
+    await setup.hub.settle()
+    params = {"row-list": ["3"], "table-id": "t"}
+    await topcat.notify_all(msg("table.select.rowList", **params))
+    await setup.hub.settle()
+    for e in setup.engines:
+        await e.wait_idle()
+    await setup.hub.settle()
+    total = sum(1 for s, r, k, m in setup.hub.log if m["samp.mtype"] == "table.select.rowList")
+    assert total < 12  # finite, few deliveries
+    assert 1 <= len(other.got("table.select.rowList")) <= 3
+    # nothing was added to the message
+    assert all(p == params for p in other.got("table.select.rowList"))
+
+
+async def test_echo_from_a_mirroring_tool_is_dropped(setup) -> None:
+    eng = await setup.engine(REBROADCAST.format(frm=""))
+    mirror = setup.hub.client("mirror", {"table.select.rowList": {}})
+
+    async def bounce(kind, sender, msg_id, m):  # a tool that re-broadcasts what it gets
+        await mirror.notify_all(m)
+    mirror.on_message = bounce
+    tool = setup.hub.client("tool")
+    await tool.notify(eng.client.public_id, msg("table.select.rowList", **{"row-list": ["1"]}))
+    await setup.hub.settle()
+    await eng.wait_idle()
+    await setup.hub.settle()
+    assert len(mirror.received) == 1
+    assert len(setup.records) == 1
+
+
+async def test_names_resolve_and_hub_event_triggers(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: greet ds9
+            on: {registered: "saoimage*"}
+            if: "subscribed(client.name, 'image.load.fits') or true"
+            do:
+              - notify: {to: "{{ client.name }}", mtype: test.hello,
+                         params: {who: "{{ client.name }}"}}
+          - name: bye
+            on: {unregistered: "*"}
+            do: [{log: "bye {{ client.name }}"}]
+    """)
+    ds9 = setup.hub.client("SAOImageDS9", {"test.hello": {}})
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert ds9.got("test.hello") == [{"who": "SAOImageDS9"}]
+    assert eng.directory.is_registered("ds9") is False
+    assert eng.directory.is_registered("SAOImage*") is True
+    assert eng.directory.is_subscribed("saoimageds9", "test.hello")
+    setup.hub.unregister(ds9)
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert setup.records[-1].steps[0]["message"] == "bye SAOImageDS9"
+
+
+async def test_subscriptions_are_exactly_what_rules_need(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: a
+            on: [{mtype: "table.*"}, {mtype: coord.pointAt.sky}, {every: 1h}]
+            do: [{point_at: Aladin}]
+    """)
+    assert set(eng.subscriptions()) == {
+        "table.*", "coord.pointAt.sky", "samp.app.ping", "table.load.votable",
+        "table.load.fits", "samp.hub.event.register", "samp.hub.event.unregister",
+        "samp.hub.event.metadata", "samp.hub.event.subscriptions"}
+    assert set(eng.client.subscriptions) == set(eng.subscriptions())
+
+
+async def test_trace_and_dry_run(setup, tmp_path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    setup.hub.client("DS9", {"test.x": {}})
+    eng = await setup.engine("""
+        rules:
+          - name: r
+            on: {mtype: test.go}
+            do: [{notify: {to: ds9, mtype: test.x, params: {n: "{{ params.n }}"}}}]
+    """, dry_run=True, trace=str(trace))
+    ds9 = next(c for c in setup.hub.clients.values() if c.name == "DS9")
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg(n="7")])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert ds9.got("test.x") == []  # nothing sent
+    line = json.loads(trace.read_text().splitlines()[0])
+    assert line["rule"] == "r" and line["status"] == "ok" and line["dry_run"]
+    assert line["sent"][0]["to_name"] == "DS9" and line["sent"][0]["params"] == {"n": "7"}
+    assert line["event"]["sender"] == "tool"
+    assert "test.x -> DS9" in setup.records[0].one_line()
+
+
+async def test_exec_is_opt_in(setup, tmp_path) -> None:
+    text = f"""
+        rules:
+          - name: run
+            on: {{mtype: test.go}}
+            do:
+              - exec: [python3, -c, "open('{tmp_path}/out', 'w').write('{{{{ params.n }}}}')"]
+    """
+    with pytest.raises(RulesError):
+        Engine(load(text.replace("\n        ", "\n")))
+    eng = await setup.engine(text, allow_exec=True)
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg(n="5")])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert setup.statuses() == ["ok"]
+    assert (tmp_path / "out").read_text() == "5"
+
+
+async def test_timer_trigger(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: tick
+            on: {every: 100ms}
+            mode: parallel
+            do: [{log: "tick {{ timer.count }}"}]
+    """)
+    await asyncio.sleep(0.35)
+    await eng.wait_idle()
+    assert len(setup.records) >= 2
+    assert setup.records[0].steps[0]["message"] == "tick 1"
+
+
+async def test_condition_gates_and_errors_are_contained(setup) -> None:
+    eng = await setup.engine("""
+        rules:
+          - name: big rows only
+            on: {mtype: table.highlight.row}
+            mode: queued
+            if:
+              or:
+                - "params.row|int > 100"
+                - not: "params.row|int >= 0"
+            do: [{log: "{{ params.row }}"}]
+          - name: bad condition
+            on: {mtype: table.highlight.row}
+            if: "params.nothing.deeper > 1"
+            do: [{log: never}]
+    """)
+    tool = setup.hub.client("tool")
+    await burst(tool, eng, [msg("table.highlight.row", row="5"),
+                            msg("table.highlight.row", row="500"),
+                            msg("table.highlight.row", row="-1")])
+    await setup.hub.settle()
+    await eng.wait_idle()
+    assert [r.steps[0]["message"] for r in setup.records] == ["500", "-1"]
+
+
+async def test_dispatch_file_event_directly(setup, tmp_path) -> None:
+    eng = await setup.engine(f"""
+        rules:
+          - name: f
+            on: {{files: "{tmp_path}", settle: 0s}}
+            do: [{{log: "{{{{ file.name }}}} {{{{ file.event }}}}"}}]
+    """)
+    futs = eng.dispatch(FileEvent("created", str(tmp_path / "a.fits")))
+    (outcome,) = await asyncio.gather(*futs)
+    assert outcome.status == "ok"
+    assert setup.records[0].steps[0]["message"] == "a.fits created"
