@@ -1,0 +1,287 @@
+"""Run ``sampflow hub`` as a real subprocess, through its command line, for tests.
+
+Plain Python (no pytest import), usable from fixtures of any scope::
+
+    with samphub.running_hub(tmp_path / "lock", log_dir=tmp_path) as hub:
+        ...                             # hub.lockfile, hub.url, hub.secret, hub.pid
+
+or, for finer control (kill -9, a second hub on the same lockfile)::
+
+    hub = samphub.SampflowHub(lockfile, log_dir=tmp_path)
+    hub.start()                         # waits for the lockfile and samp.hub.ping
+    hub.kill()                          # SIGKILL: leaves a stale lockfile behind
+    hub.stop()                          # SIGTERM by pid; asserts the lockfile was removed
+
+Rules: the hub only ever sees the lockfile it is given (``--lockfile``; ``SAMP_HUB`` and
+``HOME`` are replaced so that the real ``~/.samp`` is never touched); it is stopped by its PID;
+any process still alive at interpreter exit is killed.
+
+A `SampflowHub` has a ``lockfile`` attribute, so it can stand in for the ``samp_hub`` fixture
+of ``tests/conftest.py`` (peers point themselves at ``hub.lockfile``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "ping", "hub_env"]
+
+#: Processes started here and not yet reaped; killed at interpreter exit.
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class HubStartError(RuntimeError):
+    """``sampflow hub`` exited, or did not answer ``samp.hub.ping`` in time."""
+
+
+def sampflow_argv() -> list[str]:
+    """The command that runs the ``sampflow`` console script of this interpreter.
+
+    Prefers the ``sampflow`` script installed next to `sys.executable`; falls back to
+    ``python -m sampflow.cli`` (same entry point, `sampflow.cli.main`).
+    """
+    script = shutil.which("sampflow", path=str(Path(sys.executable).parent))
+    if script:
+        return [script]
+    return [sys.executable, "-m", "sampflow.cli"]
+
+
+def hub_env(home: Path) -> dict[str, str]:
+    """A copy of the environment with ``HOME`` at `home` and no ``SAMP_HUB``."""
+    env = {k: v for k, v in os.environ.items() if k != "SAMP_HUB"}
+    env["HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _read_lockfile(path: Path) -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in path.read_text("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            info[key.strip()] = value.strip()
+    return info
+
+
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def make_connection(self, host):  # type: ignore[no-untyped-def]
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout
+        return conn
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    """Whether the hub at `url` answers ``samp.hub.ping`` without a fault."""
+    try:
+        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
+    except (OSError, xmlrpc.client.Error):
+        return False
+    return True
+
+
+class SampflowHub:
+    """One ``sampflow hub --lockfile PATH`` subprocess.
+
+    Parameters
+    ----------
+    lockfile : path
+        Where the hub writes its lockfile.
+    log_dir : path, optional
+        Folder for the hub's output log and temporary ``HOME``; the lockfile's folder by
+        default.
+    args : sequence of str
+        Extra arguments after ``hub`` (``-v`` goes before it automatically when `verbose`).
+    verbose : bool
+        Pass ``-v`` (log every message).
+
+    Attributes
+    ----------
+    lockfile : pathlib.Path
+    url, secret : str
+        From the lockfile, once started.
+    popen : subprocess.Popen or None
+    """
+
+    def __init__(self, lockfile: Path | str, *, log_dir: Path | str | None = None,
+                 args: Sequence[str] = (), verbose: bool = False) -> None:
+        self.lockfile = Path(lockfile).resolve()
+        self.log_dir = Path(log_dir) if log_dir is not None else self.lockfile.parent
+        self.args = list(args)
+        self.verbose = verbose
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.url = ""
+        self.secret = ""
+        self.info: dict[str, str] = {}
+
+    # -- process -------------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        """The hub process's id."""
+        assert self.popen is not None, "not started"
+        return self.popen.pid
+
+    def running(self) -> bool:
+        """Whether the process has not exited."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the hub's combined stdout and stderr."""
+        if self.log_path is None:
+            return ""
+        try:
+            return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it to serve."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        home = self.log_dir / "hub-home"
+        home.mkdir(exist_ok=True)
+        self.log_path = self.log_dir / f"sampflow-hub-{time.monotonic_ns()}.log"
+        argv = [*sampflow_argv(), *(["-v"] if self.verbose else []), "hub",
+                "--lockfile", str(self.lockfile), *self.args]
+        with open(self.log_path, "wb") as log:
+            self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT, env=hub_env(home),
+                                          cwd=self.log_dir, start_new_session=True)
+        _LIVE[self.popen.pid] = self.popen
+        return self.popen
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit by itself; returns its status."""
+        assert self.popen is not None
+        code = self.popen.wait(timeout)
+        _LIVE.pop(self.popen.pid, None)
+        return code
+
+    def start(self, timeout: float = 30.0) -> "SampflowHub":
+        """Start the hub and wait until its lockfile exists and it answers ping.
+
+        Raises
+        ------
+        HubStartError
+            If the process exits first or `timeout` passes (the hub is then killed).
+        """
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.popen.poll()  # type: ignore[union-attr]
+            if code is not None:
+                _LIVE.pop(self.pid, None)
+                raise HubStartError(f"sampflow hub exited with status {code}:\n{self.log_tail()}")
+            if self.lockfile.is_file():
+                info = _read_lockfile(self.lockfile)
+                url = info.get("samp.hub.xmlrpc.url", "")
+                if info.get("hub.start.pid") == str(self.pid) and url and ping(url):
+                    self.info, self.url, self.secret = info, url, info["samp.secret"]
+                    return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise HubStartError(f"sampflow hub did not answer within {timeout} s:\n"
+                                    f"{self.log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 20.0, *, check_lockfile: bool = True) -> int:
+        """SIGTERM the hub by PID and wait for it to exit.
+
+        Parameters
+        ----------
+        check_lockfile : bool
+            Assert that the lockfile is gone afterwards (the hub removes its own).
+
+        Returns
+        -------
+        int
+            The exit status.
+        """
+        if self.popen is None:
+            return 0
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"sampflow hub ignored SIGTERM for {timeout} s:\n"
+                                     f"{self.log_tail()}") from None
+        _LIVE.pop(self.popen.pid, None)
+        if check_lockfile:
+            assert not self._our_lockfile_present(), (
+                f"sampflow hub left its lockfile {self.lockfile} behind:\n{self.log_tail()}")
+        return self.popen.returncode
+
+    def _our_lockfile_present(self) -> bool:
+        try:
+            return _read_lockfile(self.lockfile).get("samp.secret") == self.secret
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the hub by PID (no clean-up: the lockfile stays) and reap it."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        _LIVE.pop(self.popen.pid, None)
+
+    def __enter__(self) -> "SampflowHub":
+        return self.start() if self.popen is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        # On error do not mask the original failure with the lockfile assertion.
+        self.stop(check_lockfile=exc[0] is None)
+
+
+@contextlib.contextmanager
+def running_hub(lockfile: Path | str, *, log_dir: Path | str | None = None,
+                args: Sequence[str] = (), verbose: bool = False,
+                timeout: float = 30.0) -> Iterator[SampflowHub]:
+    """Run ``sampflow hub`` for the block; stopped with SIGTERM (lockfile checked) after.
+
+    Yields
+    ------
+    SampflowHub
+        Started and answering ``samp.hub.ping``.
+    """
+    hub = SampflowHub(lockfile, log_dir=log_dir, args=args, verbose=verbose)
+    hub.start(timeout)
+    try:
+        yield hub
+    except BaseException:
+        hub.stop(check_lockfile=False)
+        raise
+    else:
+        hub.stop()
+
+
+def _kill_leftovers() -> None:
+    for pid, popen in list(_LIVE.items()):
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(5)
+        _LIVE.pop(pid, None)
+
+
+atexit.register(_kill_leftovers)
