@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..errors import SAMPClientError, SAMPHubError
+from ..errors import SAMPClientError, SAMPHubError, SAMPProxyError
 from ..lockfile import lockfile_location, read_lockfile
 from ..types import error_response, make_response
 from ..xmlrpc import (
@@ -142,13 +142,7 @@ class AsyncSAMPClient:
             raise SAMPClientError("already connected")
         if hub_params is None:
             hub_params = read_lockfile(lockfile or lockfile_location())
-        self.hub_params = dict(hub_params)
-        self._url = hub_params["samp.hub.xmlrpc.url"]
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30),
-            headers={"Content-Type": "text/xml"},
-            skip_auto_headers=("User-Agent",),
-        )
+        await self._open(hub_params)
         try:
             result = await self._raw("samp.hub.register", hub_params["samp.secret"],
                                      timeout=timeout)
@@ -163,6 +157,20 @@ class AsyncSAMPClient:
         except BaseException:
             await self._close()
             raise
+
+    async def _open(self, hub_params: dict[str, str]) -> None:
+        """Open the HTTP session to the hub named by `hub_params` (no registration)."""
+        self.hub_params = dict(hub_params)
+        try:
+            self._url = hub_params["samp.hub.xmlrpc.url"]
+        except KeyError:
+            raise SAMPHubError("hub parameters lack samp.hub.xmlrpc.url") from None
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30),
+                headers={"Content-Type": "text/xml"},
+                skip_auto_headers=("User-Agent",),
+            )
 
     async def _serve_callbacks(self) -> None:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -205,7 +213,7 @@ class AsyncSAMPClient:
                 payload = await r.read()
             return loads_response(payload)
         except Fault as fault:
-            raise SAMPHubError(f"{method}: {fault.faultString}") from None
+            raise SAMPProxyError(fault.faultCode, f"{method}: {fault.faultString}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise SAMPHubError(f"{method}: the hub at {self._url} did not answer: {exc}") from None
         except asyncio.TimeoutError:
@@ -218,8 +226,10 @@ class AsyncSAMPClient:
 
         Raises
         ------
+        SAMPProxyError
+            If the hub returns a fault (a `SAMPHubError` subclass).
         SAMPHubError
-            If the hub returns a fault or cannot be reached.
+            If the hub cannot be reached.
         SAMPClientError
             If not connected.
         """

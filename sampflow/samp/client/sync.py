@@ -1,0 +1,666 @@
+"""Blocking SAMP clients with astropy's interface: `SAMPHubProxy`, `SAMPClient`,
+`SAMPIntegratedClient` (SAMP 1.3 sections 3 and 4).
+
+Code written for `astropy.samp` or `pyvo.samp` runs on these by changing its import. They are
+a thin facade over `AsyncSAMPClient` running on sampflow's shared background event loop
+(`sampflow.samp._loop`). Bound callbacks run on a pool of worker threads, never on the loop
+thread, so they may call the blocking API themselves (reply from inside a call handler,
+``call_and_wait`` another client) without deadlock.
+
+Differences from astropy, on purpose: no internet look-ups, ever; the client subscribes to
+``samp.app.ping`` but never to ``client.env.get`` unless a handler is bound to it; a call with
+no bound handler gets a ``samp.error`` reply rather than silence.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from typing import Any, Callable
+
+from .. import _loop
+from ..constants import SAMP_STATUS_ERROR
+from ..errors import SAMPClientError, SAMPHubError
+from ..lockfile import lockfile_location, read_lockfile
+from ..types import error_response, make_response, mtype_matches
+from .aio import AsyncSAMPClient
+
+__all__ = ["SAMPHubProxy", "SAMPClient", "SAMPIntegratedClient"]
+
+log = logging.getLogger("sampflow.client")
+
+
+def _hub_params(hub: Any = None, hub_params: dict[str, str] | None = None) -> dict[str, str]:
+    if hub is not None and hub_params is not None:
+        raise SAMPClientError("give hub or hub_params, not both")
+    if hub is not None:
+        return dict(hub.params)
+    if hub_params is not None:
+        return dict(hub_params)
+    return read_lockfile(lockfile_location())
+
+
+class SAMPHubProxy:
+    """A blocking proxy to a hub's Standard Profile API (SAMP 1.3 section 4.2).
+
+    Each method calls the ``samp.hub.*`` method of the same (camelCase) name with its
+    arguments, private key first, and returns its result.
+
+    Raises
+    ------
+    SAMPProxyError
+        From every method, when the hub returns a fault.
+    SAMPHubError
+        When the hub cannot be reached.
+    """
+
+    def __init__(self) -> None:
+        self._aio: AsyncSAMPClient | None = None
+        self.lockfile: dict[str, str] = {}
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether `connect` has been called (and `disconnect` not since)."""
+        return self._aio is not None
+
+    def connect(self, hub: Any = None, hub_params: dict[str, str] | None = None,
+                pool_size: int = 20) -> None:
+        """Connect to a hub.
+
+        Parameters
+        ----------
+        hub : SAMPHubServer, optional
+            A hub running in this process.
+        hub_params : dict, optional
+            Lockfile key-value pairs of the hub; found via ``SAMP_HUB`` / ``~/.samp`` when
+            neither argument is given.
+        pool_size : int
+            Accepted for astropy compatibility; connections are pooled automatically.
+
+        Raises
+        ------
+        SAMPHubError
+            If no hub lockfile is found, or the hub does not answer ``samp.hub.ping``.
+        """
+        params = _hub_params(hub, hub_params)
+        aio = AsyncSAMPClient(callable=False)
+        aio.hub_params = params
+
+        async def open_and_ping() -> None:
+            await aio._open(params)
+            await aio.ping()
+
+        try:
+            _loop.run(open_and_ping())
+        except BaseException:
+            _loop.run(aio._close())
+            raise
+        self._aio = aio
+        self.lockfile = params
+
+    def disconnect(self) -> None:
+        """Close the connection to the hub."""
+        if self._aio is not None:
+            _loop.run(self._aio._close())
+            self._aio = None
+
+    def _call(self, method: str, *params: Any, timeout: float | None = 60.0) -> Any:
+        if self._aio is None:
+            raise SAMPHubError("SAMPHubProxy is not connected")
+        return _loop.run(self._aio._raw(f"samp.hub.{method}", *params, timeout=timeout))
+
+    def ping(self) -> Any:
+        """``samp.hub.ping``."""
+        return self._call("ping")
+
+    def set_xmlrpc_callback(self, private_key: str, xmlrpc_addr: str) -> Any:
+        """``samp.hub.setXmlrpcCallback``."""
+        return self._call("setXmlrpcCallback", private_key, xmlrpc_addr)
+
+    def register(self, secret: str) -> dict[str, str]:
+        """``samp.hub.register``: returns the registration map."""
+        return self._call("register", secret)
+
+    def unregister(self, private_key: str) -> Any:
+        """``samp.hub.unregister``."""
+        return self._call("unregister", private_key)
+
+    def declare_metadata(self, private_key: str, metadata: dict[str, Any]) -> Any:
+        """``samp.hub.declareMetadata``."""
+        return self._call("declareMetadata", private_key, metadata)
+
+    def get_metadata(self, private_key: str, client_id: str) -> dict[str, Any]:
+        """``samp.hub.getMetadata``."""
+        return self._call("getMetadata", private_key, client_id)
+
+    def declare_subscriptions(self, private_key: str, subscriptions: dict[str, Any]) -> Any:
+        """``samp.hub.declareSubscriptions``."""
+        return self._call("declareSubscriptions", private_key, subscriptions)
+
+    def get_subscriptions(self, private_key: str, client_id: str) -> dict[str, Any]:
+        """``samp.hub.getSubscriptions``."""
+        return self._call("getSubscriptions", private_key, client_id)
+
+    def get_registered_clients(self, private_key: str) -> list[str]:
+        """``samp.hub.getRegisteredClients``."""
+        return self._call("getRegisteredClients", private_key)
+
+    def get_subscribed_clients(self, private_key: str, mtype: str) -> dict[str, Any]:
+        """``samp.hub.getSubscribedClients``."""
+        return self._call("getSubscribedClients", private_key, mtype)
+
+    def notify(self, private_key: str, recipient_id: str, message: dict[str, Any]) -> Any:
+        """``samp.hub.notify``."""
+        return self._call("notify", private_key, recipient_id, message)
+
+    def notify_all(self, private_key: str, message: dict[str, Any]) -> list[str]:
+        """``samp.hub.notifyAll``."""
+        return self._call("notifyAll", private_key, message)
+
+    def call(self, private_key: str, recipient_id: str, msg_tag: str,
+             message: dict[str, Any]) -> str:
+        """``samp.hub.call``: returns the msg-id."""
+        return self._call("call", private_key, recipient_id, msg_tag, message)
+
+    def call_all(self, private_key: str, msg_tag: str, message: dict[str, Any]) -> dict[str, str]:
+        """``samp.hub.callAll``: returns recipient id -> msg-id."""
+        return self._call("callAll", private_key, msg_tag, message)
+
+    def call_and_wait(self, private_key: str, recipient_id: str, message: dict[str, Any],
+                      timeout: str | int) -> dict[str, Any]:
+        """``samp.hub.callAndWait``: the response map; `timeout` in seconds (0: no limit)."""
+        seconds = int(float(timeout))
+        return self._call("callAndWait", private_key, recipient_id, message, str(seconds),
+                          timeout=None if seconds <= 0 else seconds + 10.0)
+
+    def reply(self, private_key: str, msg_id: str, response: dict[str, Any]) -> Any:
+        """``samp.hub.reply``."""
+        return self._call("reply", private_key, msg_id, response)
+
+
+Binding = tuple[Callable[..., Any], dict[str, Any] | None]
+
+
+class SAMPClient:
+    """A callable SAMP client: registration, callback endpoint and bound handlers.
+
+    Parameters
+    ----------
+    hub : SAMPHubProxy
+        A connected hub proxy.
+    name, description : str, optional
+        ``samp.name`` and ``samp.description.text``.
+    metadata : dict, optional
+        Further metadata.
+    addr : str, optional
+        Callback endpoint address; loopback by default.
+    port : int
+        Callback endpoint port; 0 picks a free one.
+    callable : bool
+        Whether to receive messages.
+
+    Notes
+    -----
+    Handler signatures are astropy's: ``f(private_key, sender_id, mtype, params, extra)`` for
+    notifications, ``f(private_key, sender_id, msg_id, mtype, params, extra)`` for calls,
+    ``f(private_key, responder_id, msg_tag, response)`` for responses. They run on worker
+    threads.
+    """
+
+    def __init__(self, hub: SAMPHubProxy, name: str | None = None,
+                 description: str | None = None, metadata: dict[str, Any] | None = None,
+                 addr: str | None = None, port: int = 0, callable: bool = True) -> None:
+        self.hub = hub
+        self._aio = AsyncSAMPClient(name, description, metadata, addr=addr or "127.0.0.1",
+                                    port=port, callable=callable)
+        self._aio.on_message = self._on_message
+        self._aio.on_response = self._on_response
+        self._notification_bindings: dict[str, Binding] = {}
+        self._call_bindings: dict[str, Binding] = {}
+        self._response_bindings: dict[str, Callable[..., Any]] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._running = False
+        if callable:
+            self._call_bindings["samp.app.ping"] = (self._answer_ping, None)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        """Whether `start` was called (and `stop` not since)."""
+        return self._running
+
+    @property
+    def is_registered(self) -> bool:
+        """Whether the client is registered with the hub."""
+        return self._aio.is_connected
+
+    def start(self) -> None:
+        """Start the worker threads that run bound handlers."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="samp-cb")
+        self._running = True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker threads (unregistering first if still registered)."""
+        if self.is_registered:
+            self.unregister()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._running = False
+
+    def register(self) -> None:
+        """Register with the hub, set the callback URL, declare metadata and subscriptions.
+
+        Raises
+        ------
+        SAMPClientError
+            If the hub proxy is not connected.
+        SAMPHubError
+            If the hub refuses.
+        """
+        if not self.hub.is_connected:
+            raise SAMPClientError("the hub proxy is not connected")
+        _loop.run(self._aio.connect(hub_params=self.hub.lockfile))
+        if self._aio.callable:
+            self.declare_subscriptions()
+
+    def unregister(self) -> None:
+        """Unregister from the hub and stop the callback endpoint."""
+        _loop.run(self._aio.disconnect())
+
+    def get_private_key(self) -> str:
+        """The private key (raises `SAMPClientError` when not registered)."""
+        if self._aio.private_key is None:
+            raise SAMPClientError("not registered")
+        return self._aio.private_key
+
+    def get_public_id(self) -> str:
+        """The public id (raises `SAMPClientError` when not registered)."""
+        if self._aio.public_id is None or not self.is_registered:
+            raise SAMPClientError("not registered")
+        return self._aio.public_id
+
+    # -- declarations ----------------------------------------------------------------------
+    def declare_metadata(self, metadata: dict[str, Any] | None = None) -> None:
+        """Declare `metadata`, or the metadata given at construction when None."""
+        _loop.run(self._aio.declare_metadata(metadata if metadata is not None
+                                             else self._aio.metadata))
+
+    def declare_subscriptions(self, subscriptions: dict[str, Any] | None = None) -> None:
+        """Declare `subscriptions`, or every bound MType (with its metadata) when None."""
+        if subscriptions is None:
+            subscriptions = {}
+            for bindings in (self._notification_bindings, self._call_bindings):
+                for mtype, (_, annotation) in bindings.items():
+                    subscriptions[mtype] = dict(annotation or {})
+        if not self._aio.callable:
+            raise SAMPClientError("a non-callable client cannot subscribe")
+        _loop.run(self._aio.declare_subscriptions(subscriptions))
+
+    # -- bindings --------------------------------------------------------------------------
+    def bind_receive_notification(self, mtype: str, function: Callable[..., Any],
+                                  declare: bool = True,
+                                  metadata: dict[str, Any] | None = None) -> None:
+        """Run `function` for notifications of `mtype` (wildcards allowed)."""
+        self._bind(self._notification_bindings, mtype, function, declare, metadata)
+
+    def bind_receive_call(self, mtype: str, function: Callable[..., Any], declare: bool = True,
+                          metadata: dict[str, Any] | None = None) -> None:
+        """Run `function` for calls of `mtype`; it answers with ``reply`` / ``ereply``."""
+        self._bind(self._call_bindings, mtype, function, declare, metadata)
+
+    def bind_receive_message(self, mtype: str, function: Callable[..., Any],
+                             declare: bool = True, metadata: dict[str, Any] | None = None) -> None:
+        """Bind `function` for both notifications and calls of `mtype`."""
+        self.bind_receive_notification(mtype, function, declare=False, metadata=metadata)
+        self.bind_receive_call(mtype, function, declare=declare, metadata=metadata)
+
+    def bind_receive_response(self, msg_tag: str, function: Callable[..., Any]) -> None:
+        """Run `function` for the response to the call made with `msg_tag`."""
+        self._response_bindings[msg_tag] = function
+
+    def unbind_receive_notification(self, mtype: str, declare: bool = True) -> None:
+        """Remove the notification handler of `mtype`."""
+        self._notification_bindings.pop(mtype, None)
+        self._redeclare(declare)
+
+    def unbind_receive_call(self, mtype: str, declare: bool = True) -> None:
+        """Remove the call handler of `mtype`."""
+        self._call_bindings.pop(mtype, None)
+        self._redeclare(declare)
+
+    def unbind_receive_response(self, msg_tag: str) -> None:
+        """Remove the response handler of `msg_tag`."""
+        self._response_bindings.pop(msg_tag, None)
+
+    def _bind(self, table: dict[str, Binding], mtype: str, function: Callable[..., Any],
+              declare: bool, metadata: dict[str, Any] | None) -> None:
+        if not self._aio.callable:
+            raise SAMPClientError("a non-callable client cannot receive messages")
+        table[mtype] = (function, metadata)
+        self._redeclare(declare)
+
+    def _redeclare(self, declare: bool) -> None:
+        if declare and self.is_registered:
+            self.declare_subscriptions()
+
+    # -- incoming (the XML-RPC client methods, section 4.2.4) -------------------------------
+    def receive_notification(self, private_key: str, sender_id: str,
+                             message: dict[str, Any]) -> str:
+        """Run the handlers bound to the notification's MType, in this thread."""
+        mtype, params, extra = self._split(message)
+        for function in self._handlers(self._notification_bindings, mtype):
+            function(private_key, sender_id, mtype, params, extra)
+        return ""
+
+    def receive_call(self, private_key: str, sender_id: str, msg_id: str,
+                     message: dict[str, Any]) -> str:
+        """Run the handler bound to the call's MType, in this thread; with none bound,
+        reply ``samp.error``."""
+        mtype, params, extra = self._split(message)
+        handlers = self._handlers(self._call_bindings, mtype)
+        if not handlers:
+            self._reply(msg_id, error_response(f"no handler bound for {mtype}"))
+            return ""
+        try:
+            handlers[0](private_key, sender_id, msg_id, mtype, params, extra)
+        except Exception as exc:
+            log.exception("call handler for %s failed", mtype)
+            self._reply(msg_id, error_response(f"{type(exc).__name__}: {exc}"))
+        return ""
+
+    def receive_response(self, private_key: str, responder_id: str, msg_tag: str,
+                         response: dict[str, Any]) -> str:
+        """Run the handler bound to `msg_tag`, in this thread."""
+        function = self._response_bindings.get(msg_tag)
+        if function is not None:
+            function(private_key, responder_id, msg_tag, response)
+        return ""
+
+    @staticmethod
+    def _split(message: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        extra = {k: v for k, v in message.items() if k not in ("samp.mtype", "samp.params")}
+        return message["samp.mtype"], message.get("samp.params", {}), extra
+
+    @staticmethod
+    def _handlers(table: dict[str, Binding], mtype: str) -> list[Callable[..., Any]]:
+        exact = table.get(mtype)
+        if exact is not None:
+            return [exact[0]]
+        return [f for pattern, (f, _) in table.items() if mtype_matches(pattern, mtype)]
+
+    def _answer_ping(self, private_key: str, sender_id: str, msg_id: str, mtype: str,
+                     params: dict[str, Any], extra: dict[str, Any]) -> None:
+        self._reply(msg_id, make_response())
+
+    def _reply(self, msg_id: str, response: dict[str, Any]) -> None:
+        try:
+            _loop.run(self._aio.reply(msg_id, response))
+        except SAMPHubError as exc:
+            log.warning("reply to %s failed: %s", msg_id, exc)
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> None:
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        self._pool.submit(self._guard, function, *args)
+
+    @staticmethod
+    def _guard(function: Callable[..., Any], *args: Any) -> None:
+        try:
+            function(*args)
+        except Exception:
+            log.exception("SAMP handler %r failed", function)
+
+    async def _on_message(self, kind: str, sender_id: str, msg_id: str | None,
+                          message: dict[str, Any]) -> dict[str, Any] | None:
+        key = self._aio.private_key or ""
+        if kind == "call":
+            self._submit(self.receive_call, key, sender_id, msg_id, message)
+        else:
+            self._submit(self.receive_notification, key, sender_id, message)
+        return None  # the worker replies
+
+    async def _on_response(self, responder_id: str, msg_tag: str, response: dict[str, Any]) -> None:
+        self._submit(self.receive_response, self._aio.private_key or "", responder_id, msg_tag,
+                     response)
+
+
+class SAMPIntegratedClient:
+    """A hub proxy and a client in one object: astropy's ``SAMPIntegratedClient``.
+
+    Parameters
+    ----------
+    name, description : str, optional
+        ``samp.name`` and ``samp.description.text``.
+    metadata : dict, optional
+        Further metadata.
+    addr : str, optional
+        Callback endpoint address; loopback by default.
+    port : int
+        Callback endpoint port; 0 picks a free one.
+    callable : bool
+        Whether to receive messages.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sampflow.samp import SAMPHubServer
+    >>> hub = SAMPHubServer(lockfile=os.path.join(tempfile.mkdtemp(), "lock"))
+    >>> hub.start()
+    >>> a, b = SAMPIntegratedClient("a"), SAMPIntegratedClient("b")
+    >>> a.connect(hub=hub); b.connect(hub=hub)
+    >>> def echo(private_key, sender_id, msg_id, mtype, params, extra):
+    ...     b.reply(msg_id, {"samp.status": "samp.ok", "samp.result": params})
+    >>> b.bind_receive_call("test.echo", echo)
+    >>> a.ecall_and_wait(b.get_public_id(), "test.echo", "5", txt="hi")["samp.result"]
+    {'txt': 'hi'}
+    >>> a.disconnect(); b.disconnect(); hub.stop()
+    """
+
+    def __init__(self, name: str | None = None, description: str | None = None,
+                 metadata: dict[str, Any] | None = None, addr: str | None = None,
+                 port: int = 0, callable: bool = True) -> None:
+        self.hub = SAMPHubProxy()
+        self.client_arguments = dict(name=name, description=description, metadata=metadata,
+                                     addr=addr, port=port, callable=callable)
+        self.client: SAMPClient | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether connected and registered."""
+        return self.hub.is_connected and self.client is not None and self.client.is_registered
+
+    def connect(self, hub: Any = None, hub_params: dict[str, str] | None = None,
+                pool_size: int = 20) -> None:
+        """Connect to a hub and register (see `SAMPHubProxy.connect` for the arguments).
+
+        Raises
+        ------
+        SAMPClientError
+            If already connected.
+        SAMPHubError
+            If no hub is found or it refuses the registration.
+        """
+        if self.is_connected:
+            raise SAMPClientError("already connected")
+        self.hub.connect(hub, hub_params, pool_size)
+        client = SAMPClient(self.hub, **self.client_arguments)  # type: ignore[arg-type]
+        client.start()
+        try:
+            client.register()
+        except BaseException:
+            client.stop()
+            self.hub.disconnect()
+            raise
+        self.client = client
+
+    def disconnect(self) -> None:
+        """Unregister and close; safe to call when not connected."""
+        if self.client is not None:
+            self.client.stop()
+            self.client = None
+        self.hub.disconnect()
+
+    def _c(self) -> SAMPClient:
+        if self.client is None or not self.client.is_registered:
+            raise SAMPClientError("not connected")
+        return self.client
+
+    def _run(self, coro: Any) -> Any:
+        return _loop.run(coro)
+
+    # -- the hub API, with the private key filled in ------------------------------------------
+    def ping(self) -> Any:
+        """Ping the hub."""
+        return self.hub.ping()
+
+    def declare_metadata(self, metadata: dict[str, Any]) -> None:
+        """Declare metadata (section 3.5)."""
+        self._c().declare_metadata(metadata)
+
+    def get_metadata(self, client_id: str) -> dict[str, Any]:
+        """Metadata of `client_id`."""
+        return self._run(self._c()._aio.get_metadata(client_id))
+
+    def get_subscriptions(self, client_id: str) -> dict[str, Any]:
+        """Subscriptions of `client_id`."""
+        return self._run(self._c()._aio.get_subscriptions(client_id))
+
+    def get_registered_clients(self) -> list[str]:
+        """Public ids of the other registered clients (the hub included)."""
+        return self._run(self._c()._aio.get_registered_clients())
+
+    def get_subscribed_clients(self, mtype: str) -> dict[str, Any]:
+        """Public id -> annotation of the clients subscribed to `mtype`."""
+        return self._run(self._c()._aio.get_subscribed_clients(mtype))
+
+    @staticmethod
+    def _message(mtype: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"samp.mtype": mtype, "samp.params": params}
+
+    def notify(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Send `message` as a notification to `recipient_id` (section 3.8)."""
+        self._run(self._c()._aio.notify(recipient_id, message))
+
+    def enotify(self, recipient_id: str, mtype: str, **params: Any) -> None:
+        """`notify` with the message built from `mtype` and `params`."""
+        self.notify(recipient_id, self._message(mtype, params))
+
+    def notify_all(self, message: dict[str, Any]) -> list[str]:
+        """Notify every subscribed client; returns their ids."""
+        return self._run(self._c()._aio.notify_all(message))
+
+    def enotify_all(self, mtype: str, **params: Any) -> list[str]:
+        """`notify_all` with the message built from `mtype` and `params`."""
+        return self.notify_all(self._message(mtype, params))
+
+    def call(self, recipient_id: str, msg_tag: str, message: dict[str, Any]) -> str:
+        """Call `recipient_id`; the response goes to the handler bound to `msg_tag`.
+        Returns the msg-id."""
+        return self._run(self._c()._aio.call(recipient_id, msg_tag, message))
+
+    def ecall(self, recipient_id: str, msg_tag: str, mtype: str, **params: Any) -> str:
+        """`call` with the message built from `mtype` and `params`."""
+        return self.call(recipient_id, msg_tag, self._message(mtype, params))
+
+    def call_all(self, msg_tag: str, message: dict[str, Any]) -> dict[str, str]:
+        """Call every subscribed client; returns recipient id -> msg-id."""
+        return self._run(self._c()._aio.call_all(msg_tag, message))
+
+    def ecall_all(self, msg_tag: str, mtype: str, **params: Any) -> dict[str, str]:
+        """`call_all` with the message built from `mtype` and `params`."""
+        return self.call_all(msg_tag, self._message(mtype, params))
+
+    def call_and_wait(self, recipient_id: str, message: dict[str, Any],
+                      timeout: str | int | float) -> dict[str, Any]:
+        """Call `recipient_id` and wait up to `timeout` seconds (0: no limit) for the
+        response map.
+
+        Raises
+        ------
+        SAMPProxyError
+            On timeout, or if the hub refuses the call.
+        """
+        return self._run(self._c()._aio.call_and_wait(recipient_id, message, float(timeout)))
+
+    def ecall_and_wait(self, recipient_id: str, mtype: str, timeout: str | int | float,
+                       **params: Any) -> dict[str, Any]:
+        """`call_and_wait` with the message built from `mtype` and `params`."""
+        return self.call_and_wait(recipient_id, self._message(mtype, params), timeout)
+
+    def reply(self, msg_id: str, response: dict[str, Any]) -> None:
+        """Answer call `msg_id` with `response` (section 3.9)."""
+        self._run(self._c()._aio.reply(msg_id, response))
+
+    def ereply(self, msg_id: str, status: str, result: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None) -> None:
+        """`reply` with the response built from `status`, `result` and `error`."""
+        response: dict[str, Any] = {"samp.status": status}
+        if result is not None:
+            response["samp.result"] = result
+        if error is not None:
+            response["samp.error"] = error
+        elif status == SAMP_STATUS_ERROR:
+            response["samp.error"] = {"samp.errortxt": "error"}
+        self.reply(msg_id, response)
+
+    # -- client side, delegated ----------------------------------------------------------------
+    def receive_notification(self, private_key: str, sender_id: str, message: dict[str, Any]) -> str:
+        """See `SAMPClient.receive_notification`."""
+        return self._c().receive_notification(private_key, sender_id, message)
+
+    def receive_call(self, private_key: str, sender_id: str, msg_id: str,
+                     message: dict[str, Any]) -> str:
+        """See `SAMPClient.receive_call`."""
+        return self._c().receive_call(private_key, sender_id, msg_id, message)
+
+    def receive_response(self, private_key: str, responder_id: str, msg_tag: str,
+                         response: dict[str, Any]) -> str:
+        """See `SAMPClient.receive_response`."""
+        return self._c().receive_response(private_key, responder_id, msg_tag, response)
+
+    def bind_receive_message(self, mtype: str, function: Callable[..., Any], declare: bool = True,
+                             metadata: dict[str, Any] | None = None) -> None:
+        """See `SAMPClient.bind_receive_message`."""
+        self._c().bind_receive_message(mtype, function, declare, metadata)
+
+    def bind_receive_notification(self, mtype: str, function: Callable[..., Any],
+                                  declare: bool = True,
+                                  metadata: dict[str, Any] | None = None) -> None:
+        """See `SAMPClient.bind_receive_notification`."""
+        self._c().bind_receive_notification(mtype, function, declare, metadata)
+
+    def bind_receive_call(self, mtype: str, function: Callable[..., Any], declare: bool = True,
+                          metadata: dict[str, Any] | None = None) -> None:
+        """See `SAMPClient.bind_receive_call`."""
+        self._c().bind_receive_call(mtype, function, declare, metadata)
+
+    def bind_receive_response(self, msg_tag: str, function: Callable[..., Any]) -> None:
+        """See `SAMPClient.bind_receive_response`."""
+        self._c().bind_receive_response(msg_tag, function)
+
+    def unbind_receive_notification(self, mtype: str, declare: bool = True) -> None:
+        """See `SAMPClient.unbind_receive_notification`."""
+        self._c().unbind_receive_notification(mtype, declare)
+
+    def unbind_receive_call(self, mtype: str, declare: bool = True) -> None:
+        """See `SAMPClient.unbind_receive_call`."""
+        self._c().unbind_receive_call(mtype, declare)
+
+    def unbind_receive_response(self, msg_tag: str) -> None:
+        """See `SAMPClient.unbind_receive_response`."""
+        self._c().unbind_receive_response(msg_tag)
+
+    def declare_subscriptions(self, subscriptions: dict[str, Any] | None = None) -> None:
+        """See `SAMPClient.declare_subscriptions`."""
+        self._c().declare_subscriptions(subscriptions)
+
+    def get_private_key(self) -> str:
+        """The private key."""
+        return self._c().get_private_key()
+
+    def get_public_id(self) -> str:
+        """The public id."""
+        return self._c().get_public_id()
