@@ -1,0 +1,126 @@
+"""The safe XML-RPC codec (`sampflow.samp.xmlrpc`): defusedxml parsing, bounds, faults."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+
+import pytest
+
+from sampflow.samp.errors import FAULT_CODE
+from sampflow.samp.xmlrpc import (
+    Fault,
+    MalformedRequest,
+    dumps_fault,
+    dumps_request,
+    dumps_response,
+    loads_request,
+    loads_response,
+    safe_xmlrpc_loads,
+)
+
+VALUES = {
+    "s": "plain",
+    "markup": "<a & b> \"quoted\" 'apos'",
+    "unicode": "\u00e9\u4e2d\U0001F600",
+    "list": ["1", ["2", {"deep": "3"}]],
+    "empty": "",
+    "emptymap": {},
+    "emptylist": [],
+}
+
+
+def test_request_round_trip() -> None:
+    body = dumps_request("samp.hub.notify", ("key", "c1", {"samp.mtype": "x.y",
+                                                           "samp.params": VALUES}))
+    assert isinstance(body, bytes)
+    method, params = loads_request(body)
+    assert method == "samp.hub.notify"
+    assert params == ("key", "c1", {"samp.mtype": "x.y", "samp.params": VALUES})
+
+
+def test_lenient_types_are_accepted_as_sent() -> None:
+    body = xmlrpc.client.dumps((1, 2.5, True, b"raw"), "m").encode()
+    assert loads_request(body) == ("m", (1, 2.5, True, b"raw"))
+
+
+def test_stdlib_peers_understand_what_we_send() -> None:
+    params, method = xmlrpc.client.loads(dumps_request("samp.hub.ping", ()))
+    assert (params, method) == ((), "samp.hub.ping")
+    assert xmlrpc.client.loads(dumps_response({"a": ["b"]}))[0] == ({"a": ["b"]},)
+
+
+def test_void_response_is_the_empty_string() -> None:
+    assert loads_response(dumps_response(None)) == ""
+    assert loads_response(dumps_response("")) == ""
+    assert loads_response(dumps_response({"k": "v"})) == {"k": "v"}
+
+
+def test_fault_round_trip() -> None:
+    with pytest.raises(Fault) as info:
+        loads_response(dumps_fault("unknown private key"))
+    assert info.value.faultCode == FAULT_CODE
+    assert info.value.faultString == "unknown private key"
+    with pytest.raises(Fault):
+        safe_xmlrpc_loads(dumps_fault("x", 5))
+
+
+XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+       b"<methodCall><methodName>samp.hub.ping</methodName><params><param><value>"
+       b"<string>&x;</string></value></param></params></methodCall>")
+LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+                     for i in range(1, 10))
+          + b"]>\n<methodCall><methodName>samp.hub.ping</methodName><params><param><value>"
+            b"<string>&lol9;</string></value></param></params></methodCall>")
+DTD_ONLY = (b'<?xml version="1.0"?>\n<!DOCTYPE methodCall SYSTEM "http://127.0.0.1:1/x.dtd">\n'
+            b"<methodCall><methodName>samp.hub.ping</methodName></methodCall>")
+INTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY e "hi">]>'
+                   b"<methodCall><methodName>&e;</methodName></methodCall>")
+
+
+@pytest.mark.parametrize("body", [XXE, LAUGHS, DTD_ONLY, INTERNAL_ENTITY],
+                         ids=["xxe", "billion-laughs", "external-dtd", "internal-entity"])
+def test_dtds_and_entities_are_refused(body: bytes) -> None:
+    for parse in (loads_request, loads_response, safe_xmlrpc_loads):
+        with pytest.raises(MalformedRequest):
+            parse(body)
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not xml", b"<methodCall>", b"<methodCall><methodName>x</methodName>",
+    b"<methodCall><params/></methodCall>",
+    b"<methodCall><methodName>m</methodName><params><param><value><int>nan</int></value>"
+    b"</param></params></methodCall>",
+    b"\xff\xfe<garbage/>",
+], ids=["empty", "text", "unclosed", "unclosed2", "no-method", "bad-int", "bad-encoding"])
+def test_malformed_requests_raise_malformed_request(body: bytes) -> None:
+    with pytest.raises(MalformedRequest):
+        loads_request(body)
+
+
+def test_body_size_is_bounded() -> None:
+    body = dumps_request("m", ("x" * 2000,))
+    with pytest.raises(MalformedRequest, match="exceeds"):
+        loads_request(body, max_bytes=1000)
+    assert loads_request(body, max_bytes=len(body))[0] == "m"
+
+
+def test_nesting_depth_is_bounded() -> None:
+    value: object = "leaf"
+    for _ in range(100):
+        value = [value]
+    body = dumps_request("m", (value,))
+    with pytest.raises(MalformedRequest, match="nesting"):
+        loads_request(body)
+    assert loads_request(body, max_depth=1000)[1] == (value,)
+    shallow: object = "leaf"
+    for _ in range(10):
+        shallow = {"k": [shallow]}
+    assert loads_request(dumps_request("m", (shallow,)))[1] == (shallow,)
+
+
+def test_safe_xmlrpc_loads_is_like_the_stdlib() -> None:
+    body = dumps_request("samp.hub.ping", ("a",))
+    assert safe_xmlrpc_loads(body) == xmlrpc.client.loads(body.decode())
+    assert safe_xmlrpc_loads(body.decode()) == (("a",), "samp.hub.ping")
+    assert safe_xmlrpc_loads(dumps_response("r")) == (("r",), None)
