@@ -1,0 +1,628 @@
+"""The Web Profile transport (SAMP 1.3 section 5): browser clients, safely.
+
+`WebProfile` serves XML-RPC over HTTP on loopback port 21012 (section 5.2) with the hub
+methods under the ``samp.webhub.`` prefix (section 5.3): ``register`` with identity
+information, ``unregister``, ``allowReverseCallbacks``, ``pullCallbacks`` and the rest of the
+hub API through the shared `COMMON_METHODS` table. Callbacks to web clients are queued and
+handed out by ``pullCallbacks``, a real long poll: the request waits on a future that the
+next delivery completes, so an idle web client costs no CPU.
+
+Security (section 5.4), in the order a request meets it:
+
+- Only loopback peers are served, and only with a loopback ``Host`` header (no DNS
+  rebinding).
+- Cross-origin access (5.4.1): CORS preflights are answered for well-formed origins, with
+  ``Access-Control-Allow-Private-Network: true`` when the preflight asks for it;
+  ``crossdomain.xml`` and ``clientaccesspolicy.xml`` are served for Flash / Silverlight.
+  The ``Origin`` is reflected for ``register`` and ``ping`` (a page must be able to read
+  the answer, or the refusal, of its registration); afterwards a client's requests are
+  answered only for the origin it registered from, and refused from any other.
+- Registration (5.4.2): every ``register`` asks a consent policy (`web_consent`), which
+  runs off the serving path: a pending prompt never blocks other clients, and no terminal
+  and no allow-list means refusal while the hub keeps running.
+- URL translation (5.4.3): the ``samp.url-translator`` prefix serves only URLs that a
+  Standard Profile client (or the hub) mentioned in a message or response (`UrlControl`).
+- Messages from web clients are limited to MTypes their recipients mark
+  ``x-samp.mostly-harmless`` or that are on a list of known-harmless MTypes
+  (`MTypeRestriction`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from ..errors import LocalProtocolError, ProtocolError
+from ..types import decode_bool
+from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
+from .core import Delivery
+from .registry import ClientRecord, Profile
+from .service import HubService
+from .web_consent import (
+    ConsentGate,
+    ConsentRequest,
+    allow_all_for_testing,
+    as_consent,
+    default_consent,
+    normalise_origin,
+)
+from .web_policy import DEFAULT_HARMLESS_MTYPES, MTypeRestriction, UrlControl
+
+if TYPE_CHECKING:
+    from .server import AsyncHub
+
+__all__ = [
+    "WebProfile",
+    "attach_web_profile",
+    "attach_web_profile_from_args",
+    "add_web_arguments",
+    "web_profile_of",
+    "WEB_PORT",
+    "CROSS_DOMAIN_XML",
+    "CLIENT_ACCESS_POLICY_XML",
+]
+
+log = logging.getLogger("sampflow.hub.web")
+
+#: The Web Profile's well-known port (section 5.2).
+WEB_PORT = 21012
+PREFIX = "samp.webhub."
+XML = "text/xml"
+#: Longest ``pullCallbacks`` wait granted, in seconds (sampjs asks for 600).
+MAX_PULL_SECONDS = 600.0
+#: Most callbacks kept for one web client that is not pulling them.
+MAX_QUEUED = 5000
+_ORIGIN = re.compile(r"^(null|[a-z][a-z0-9+.-]*://[^\s/?#]{1,253})$", re.IGNORECASE)
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+#: Flash cross-domain policy (section 5.4.1): access from any domain; consent and origin
+#: checks, not the policy file, are what protect the hub.
+CROSS_DOMAIN_XML = """<?xml version="1.0"?>
+<!DOCTYPE cross-domain-policy SYSTEM "http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">
+<cross-domain-policy>
+  <site-control permitted-cross-domain-policies="master-only"/>
+  <allow-access-from domain="*"/>
+  <allow-http-request-headers-from domain="*" headers="Content-Type"/>
+</cross-domain-policy>
+"""
+
+#: Silverlight client access policy (section 5.4.1), equivalent to `CROSS_DOMAIN_XML`.
+CLIENT_ACCESS_POLICY_XML = """<?xml version="1.0" encoding="utf-8"?>
+<access-policy>
+  <cross-domain-access>
+    <policy>
+      <allow-from http-request-headers="Content-Type">
+        <domain uri="*"/>
+      </allow-from>
+      <grant-to>
+        <resource path="/" include-subpaths="true"/>
+      </grant-to>
+    </policy>
+  </cross-domain-access>
+</access-policy>
+"""
+
+_PROFILES: weakref.WeakKeyDictionary[Any, WebProfile] = weakref.WeakKeyDictionary()
+
+
+def web_profile_of(hub: Any) -> WebProfile | None:
+    """The `WebProfile` attached to `hub` (an `AsyncHub`), or None."""
+    return _PROFILES.get(hub)
+
+
+def _is_loopback(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if host.startswith("[") and "]" in host:
+        name = host[: host.index("]") + 1]
+    return name.lower() in _LOOPBACK_HOSTS or _is_loopback(name.strip("[]"))
+
+
+class _PullQueue:
+    """Callbacks waiting for one web client, and at most one ``pullCallbacks`` waiting
+    for them (section 5.3.2)."""
+
+    __slots__ = ("items", "waiter", "closed", "idle_timer")
+
+    def __init__(self) -> None:
+        self.items: deque[dict[str, Any]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    def put(self, item: dict[str, Any]) -> bool:
+        if self.closed or len(self.items) >= MAX_QUEUED:
+            return False
+        self.items.append(item)
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+
+    async def pull(self, timeout: float) -> list[dict[str, Any]]:
+        if not self.items and not self.closed and timeout > 0:
+            self._wake()  # a newer pull supersedes an older one, which returns empty
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
+        items = list(self.items)
+        self.items.clear()
+        return items
+
+
+class WebProfile:
+    """Serves the Web Profile for one `HubService` (SAMP 1.3 section 5).
+
+    Parameters
+    ----------
+    service : HubService
+        The hub.
+    consent : callable, WebProfileDialog or None
+        Consent policy for registrations (see `sampflow.samp.hub.web_consent`); None
+        refuses every registration.
+    consent_timeout : float
+        Seconds before an unanswered consent request counts as refused.
+    harmless_mtypes : iterable of str or None
+        MType patterns web clients may send to recipients whose subscription annotation
+        says nothing about ``x-samp.mostly-harmless``; None lifts the MType restriction
+        altogether (for conformance testing only).
+    idle_timeout : float
+        A web client that allowed callbacks and has not pulled for this many seconds is
+        considered gone and unregistered.
+    max_body : int
+        Largest request body accepted, in bytes.
+
+    Notes
+    -----
+    Construct it with `attach_web_profile`, which also starts serving it.
+    """
+
+    def __init__(self, service: HubService, *, consent: Any = None,
+                 consent_timeout: float = 120.0,
+                 harmless_mtypes: Iterable[str] | None = DEFAULT_HARMLESS_MTYPES,
+                 idle_timeout: float = 120.0, max_body: int = MAX_BODY_BYTES) -> None:
+        self.service = service
+        self.core = service.core
+        self.gate = ConsentGate(as_consent(consent, timeout=consent_timeout),
+                                timeout=consent_timeout)
+        self.urls = UrlControl()
+        self.idle_timeout = idle_timeout
+        self.max_body = max_body
+        self.port: int | None = None
+        self._queues: dict[ClientRecord, _PullQueue] = {}
+        self._translators: dict[str, ClientRecord] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._extra = {"allowReverseCallbacks": (2, self._allow_callbacks)}
+        self.restriction: MTypeRestriction | None = None
+        if harmless_mtypes is not None:
+            self.restriction = MTypeRestriction(harmless_mtypes, previous=self.core.message_filter)
+            self.core.message_filter = self.restriction
+        self.core.message_observers.append(self.urls)
+        service.deliverer.web_sink = self._deliver
+        service.on_client_gone.append(self._client_gone)
+
+    @property
+    def url(self) -> str:
+        """The XML-RPC endpoint, once serving."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    # -- the aiohttp application -------------------------------------------------------------
+    def app(self) -> web.Application:
+        """An aiohttp application serving this profile."""
+        app = web.Application(client_max_size=self.max_body + 1,
+                              middlewares=[self._loopback_only],
+                              handler_args={"handler_cancellation": True})
+        app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
+        app.router.add_get("/crossdomain.xml", self._policy_file(CROSS_DOMAIN_XML))
+        app.router.add_get("/clientaccesspolicy.xml", self._policy_file(CLIENT_ACCESS_POLICY_XML))
+        app.router.add_get("/translator/{token}", self._translate)
+        app.router.add_post("/{tail:.*}", self._xmlrpc)
+        app.router.add_get("/{tail:.*}", self._info)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    @web.middleware
+    async def _loopback_only(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not _is_loopback(request.remote):
+            log.warning("refused a Web Profile request from non-loopback %s", request.remote)
+            return web.Response(status=403, text="the SAMP Web Profile serves loopback only\n")
+        if not _loopback_host(request.host):
+            return web.Response(status=403, text="Host must be a loopback name\n")
+        return await handler(request)
+
+    @staticmethod
+    def _origin(request: web.Request) -> str | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
+        return origin if _ORIGIN.match(origin) else ""
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        origin = self._origin(request)
+        method = request.headers.get("Access-Control-Request-Method", "")
+        if not origin or method not in ("POST", "GET"):
+            return web.Response(status=403, text="not a valid CORS preflight\n")
+        asked = {h.strip().lower() for h in
+                 request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()}
+        if not asked <= {"content-type"}:
+            return web.Response(status=403, text="only Content-Type may be sent\n")
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, GET",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+        if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+            headers["Access-Control-Allow-Private-Network"] = "true"
+        return web.Response(status=204, headers=headers)
+
+    @staticmethod
+    def _policy_file(text: str) -> Any:
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(text=text, content_type="text/xml")
+        return serve
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.Response(text="sampflow SAMP hub: Web Profile XML-RPC; POST here.\n")
+
+    # -- XML-RPC -----------------------------------------------------------------------------
+    async def _xmlrpc(self, request: web.Request) -> web.Response:
+        origin = self._origin(request)
+        if origin == "":
+            return web.Response(status=403, text="malformed Origin header\n")
+        if request.content_length is not None and request.content_length > self.max_body:
+            return self._reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
+        try:
+            method, params = loads_request(body, max_bytes=self.max_body)
+            if not method.startswith(PREFIX):
+                raise MalformedRequest(f"no such method: {method} (Web Profile methods start "
+                                       f"with {PREFIX})")
+            name = method[len(PREFIX):]
+            if name not in ("register", "ping") and params:
+                self._check_origin(params[0], origin)
+            value = await self._call(name, params, request, origin)
+        except _OriginRefused as exc:
+            log.warning("refused a Web Profile request: %s", exc)
+            return web.Response(status=403, text=f"{exc}\n")
+        except (ProtocolError, MalformedRequest) as exc:
+            log.debug("web fault: %s", exc)
+            return self._reply(dumps_fault(str(exc)), origin)
+        return self._reply(dumps_response(value), origin)
+
+    @staticmethod
+    def _reply(body: bytes, origin: str | None) -> web.Response:
+        response = web.Response(body=body, content_type=XML, charset="utf-8")
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        return response
+
+    def _check_origin(self, private_key: Any, origin: str | None) -> None:
+        record = self.core.registry._by_key.get(private_key) if isinstance(private_key, str) else None
+        if record is None:
+            return  # the core answers "unknown private key" with a fault
+        if record.profile is not Profile.WEB:
+            raise _OriginRefused("that private key does not belong to a Web Profile client")
+        registered = record.info.get("origin")
+        same = (registered is None and origin is None) or (
+            registered is not None and origin is not None
+            and normalise_origin(registered) == normalise_origin(origin))
+        if not same:
+            raise _OriginRefused(f"origin {origin!r} differs from the origin {registered!r} "
+                                 f"client {record.public_id} registered from")
+
+    async def _call(self, name: str, params: tuple[Any, ...], request: web.Request,
+                    origin: str | None) -> Any:
+        if name == "register":
+            return await self.register(params, origin=origin, peer=request.remote,
+                                       host=request.host)
+        if name == "pullCallbacks":
+            if len(params) != 2:
+                raise LocalProtocolError("pullCallbacks takes 2 arguments, got "
+                                         f"{len(params)}")
+            return await self.pull_callbacks(*params)
+        return await self.service.dispatch(name, params, profile=Profile.WEB, extra=self._extra)
+
+    async def register(self, params: tuple[Any, ...], *, origin: str | None,
+                       peer: str | None = None, host: str = "127.0.0.1") -> dict[str, str]:
+        """``samp.webhub.register(map identity-info)`` (section 5.3.1), after consent.
+
+        Returns
+        -------
+        dict
+            ``samp.private-key``, ``samp.hub-id``, ``samp.self-id`` and
+            ``samp.url-translator``.
+
+        Raises
+        ------
+        LocalProtocolError
+            If the identity information is malformed or consent is refused.
+        """
+        if len(params) != 1:
+            raise LocalProtocolError("register takes 1 argument, the identity-info map")
+        identity = params[0]
+        if isinstance(identity, str):  # what astropy's test web client sends
+            identity = {"samp.name": identity}
+        if not isinstance(identity, dict) or not isinstance(identity.get("samp.name"), str):
+            raise LocalProtocolError("identity-info must be a map with a string samp.name")
+        request = ConsentRequest(identity["samp.name"], origin, peer, dict(identity))
+        if not await self.gate.ask(request):
+            log.info("registration refused: %s", request.describe())
+            raise LocalProtocolError("registration refused: the user did not consent")
+        token = secrets.token_urlsafe(18)
+        reg = self.service.register(Profile.WEB, {"origin": origin, "identity": dict(identity),
+                                                  "translator": token})
+        record = self.core.registry.by_key(reg["samp.private-key"])
+        self._queues[record] = _PullQueue()
+        self._translators[token] = record
+        log.info("registered web client %s: %s", record.public_id, request.describe())
+        return {**reg, "samp.url-translator": f"http://{host}/translator/{token}?"}
+
+    def _allow_callbacks(self, service: HubService, private_key: Any, allow: Any) -> None:
+        if isinstance(allow, str):
+            flag = decode_bool(allow)
+        elif isinstance(allow, (bool, int)):
+            flag = bool(allow)
+        else:
+            raise LocalProtocolError("allow must be a SAMP boolean (\"0\" or \"1\")")
+        self.core.allow_callbacks(private_key, flag)
+        record = self.core.registry.by_key(private_key)
+        queue = self._queues.get(record)
+        if queue is not None:
+            if flag:
+                self._arm_idle(record, queue)
+            elif queue.idle_timer is not None:
+                queue.idle_timer.cancel()
+
+    async def pull_callbacks(self, private_key: Any, timeout: Any) -> list[dict[str, Any]]:
+        """``samp.webhub.pullCallbacks(private-key, timeout-secs)`` (section 5.3.2).
+
+        Waits up to `timeout` seconds (capped at `MAX_PULL_SECONDS`) until a callback is
+        queued, then returns every queued one as ``{"samp.methodName": ..., "samp.params":
+        [...]}``; an empty list when the time runs out.
+
+        Raises
+        ------
+        LocalProtocolError
+            If the key is unknown or `timeout` is not a number.
+        """
+        record = self.core.registry.by_key(private_key)
+        try:
+            seconds = min(float(timeout), MAX_PULL_SECONDS)
+        except (TypeError, ValueError):
+            raise LocalProtocolError(f"timeout must be a number of seconds, not {timeout!r}") from None
+        queue = self._queues.get(record)
+        if queue is None:
+            raise LocalProtocolError(f"client {record.public_id} is not a Web Profile client")
+        if queue.idle_timer is not None:
+            queue.idle_timer.cancel()
+            queue.idle_timer = None
+        try:
+            return await queue.pull(seconds)
+        finally:
+            if record.callback is not None and not queue.closed:
+                self._arm_idle(record, queue)
+
+    def _arm_idle(self, record: ClientRecord, queue: _PullQueue) -> None:
+        if queue.idle_timer is not None:
+            queue.idle_timer.cancel()
+        queue.idle_timer = asyncio.get_running_loop().call_later(
+            self.idle_timeout, self._drop, record, "stopped pulling callbacks")
+
+    def _drop(self, record: ClientRecord, reason: str) -> None:
+        log.warning("removing web client %s (%s): %s", record.public_id, record.name, reason)
+        self.core.remove_client(record.public_id, reason, tell_client=False)
+        self.service.process_outputs()
+
+    # -- deliveries ----------------------------------------------------------------------------
+    def _deliver(self, delivery: Delivery) -> None:
+        """`Deliverer.web_sink`: queue a callback for its web client (never blocks)."""
+        queue = self._queues.get(delivery.recipient)
+        if queue is None:
+            return
+        item = {"samp.methodName": delivery.method, "samp.params": list(delivery.args)}
+        if not queue.put(item) and not queue.closed:
+            asyncio.get_running_loop().call_soon(
+                self._drop, delivery.recipient, f"more than {MAX_QUEUED} callbacks unread")
+
+    def _client_gone(self, record: ClientRecord, reason: str) -> None:
+        queue = self._queues.pop(record, None)
+        if queue is not None:
+            queue.close()
+            self._translators.pop(record.info.get("translator", ""), None)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for queue in self._queues.values():
+            queue.close()
+        if self._session is not None:
+            await self._session.close()
+
+    # -- URL translator (section 5.4.3) --------------------------------------------------------
+    async def _translate(self, request: web.Request) -> web.StreamResponse:
+        record = self._translators.get(request.match_info["token"])
+        if record is None:
+            return web.Response(status=404, text="unknown translator\n")
+        origin = self._origin(request)
+        registered = record.info.get("origin")
+        if origin and (registered is None or normalise_origin(origin) != normalise_origin(registered)):
+            return web.Response(status=403, text="origin differs from the registered one\n")
+        raw = request.rel_url.raw_query_string
+        target = raw if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", raw) else unquote(raw)
+        if not self.urls.allows(target):
+            log.warning("translator refused %s to web client %s: not offered by a desktop client",
+                        target[:200], record.public_id)
+            return web.Response(status=403, text="that URL was not offered to web clients\n")
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+        parts = urlsplit(target)
+        scheme = parts.scheme.lower()
+        if scheme == "file":
+            if parts.netloc not in ("", "localhost"):
+                return web.Response(status=404, text="remote file URLs are not served\n")
+            path = unquote(parts.path)
+            if not os.path.isfile(path):
+                return web.Response(status=404, text="no such file\n")
+            return web.FileResponse(path, headers=headers)
+        if scheme in ("http", "https"):
+            return await self._proxy(request, target, headers)
+        return web.Response(status=501, text=f"cannot translate {scheme} URLs\n")
+
+    async def _proxy(self, request: web.Request, target: str,
+                     headers: dict[str, str]) -> web.StreamResponse:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=10, sock_read=60))
+        try:
+            async with self._session.get(target, allow_redirects=False) as upstream:
+                response = web.StreamResponse(status=upstream.status, headers=headers)
+                response.content_type = upstream.content_type
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(65536):
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return web.Response(status=502, text=f"could not fetch: {exc}\n", headers=headers)
+
+
+class _OriginRefused(Exception):
+    """A request came from another origin than its client registered from."""
+
+
+async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str = "127.0.0.1",
+                             consent: Any = None, allow_origins: Iterable[str] = (),
+                             harmless_mtypes: Iterable[str] | None = DEFAULT_HARMLESS_MTYPES,
+                             consent_timeout: float = 120.0,
+                             idle_timeout: float = 120.0) -> WebProfile:
+    """Serve the Web Profile (SAMP 1.3 section 5) for a running `AsyncHub`.
+
+    Parameters
+    ----------
+    hub : AsyncHub
+        The hub; the Web Profile is served until it stops.
+    port : int
+        TCP port (21012, the standard's, by default; 0 picks a free one).
+    addr : str
+        Listening address; keep it loopback (non-loopback peers are refused anyway).
+    consent : callable, WebProfileDialog or None
+        Consent policy (see `sampflow.samp.hub.web_consent`), like astropy's
+        ``web_profile_dialog``. None: `default_consent` with `allow_origins` (the
+        allow-list, then a terminal prompt when stdin is a terminal, else refusal).
+    allow_origins : iterable of str
+        Origins consented to without asking, when `consent` is None.
+    harmless_mtypes : iterable of str or None
+        See `WebProfile`.
+    consent_timeout, idle_timeout : float
+        See `WebProfile`.
+
+    Returns
+    -------
+    WebProfile
+        Its ``port`` is the port bound.
+
+    Raises
+    ------
+    OSError
+        If the port cannot be bound (another Web Profile hub runs, for example).
+    """
+    if consent is None:
+        consent = default_consent(allow_origins, prompt_timeout=min(consent_timeout, 60.0))
+    profile = WebProfile(hub.service, consent=consent, consent_timeout=consent_timeout,
+                         harmless_mtypes=harmless_mtypes, idle_timeout=idle_timeout)
+    profile.port = await hub.add_app(profile.app(), addr, port)
+    _PROFILES[hub] = profile
+    log.info("SAMP Web Profile listening at http://%s:%d/", addr, profile.port)
+    return profile
+
+
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the Web Profile options to an argparse (sub-)parser.
+
+    ``--web-port``, ``--no-web-profile``, ``--web-allow ORIGIN`` (repeatable),
+    ``--web-allow-all-for-testing``, ``--web-harmless MTYPE`` (repeatable),
+    ``--web-consent-timeout``. Read back by `attach_web_profile_from_args`.
+    """
+    group = parser.add_argument_group("SAMP Web Profile (browser clients)")
+    group.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
+                       help=f"Web Profile port (default {WEB_PORT}, the standard's; 0: any)")
+    group.add_argument("--no-web-profile", dest="web_profile", action="store_false",
+                       default=True, help="do not serve the Web Profile")
+    group.add_argument("--web-allow", action="append", default=[], metavar="ORIGIN",
+                       help="let web pages from ORIGIN (e.g. http://localhost:8000) register "
+                            "without asking; repeatable. Others are asked about on the "
+                            "terminal, or refused when there is none")
+    group.add_argument("--web-allow-all-for-testing", action="store_true",
+                       help="let EVERY web page register without asking (automated tests only)")
+    group.add_argument("--web-harmless", action="append", default=None, metavar="MTYPE",
+                       help="MType pattern web clients may send when the recipient does not "
+                            "say (x-samp.mostly-harmless); repeatable; replaces the default "
+                            f"list {' '.join(DEFAULT_HARMLESS_MTYPES)}")
+    group.add_argument("--web-consent-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds to answer a registration prompt (default 60)")
+
+
+async def attach_web_profile_from_args(hub: AsyncHub, args: argparse.Namespace) -> WebProfile | None:
+    """Attach the Web Profile as the options of `add_web_arguments` say.
+
+    Returns
+    -------
+    WebProfile or None
+        None when ``--no-web-profile`` was given or the port is taken (logged; the hub
+        keeps running with the Standard Profile only).
+    """
+    if not getattr(args, "web_profile", True):
+        return None
+    if getattr(args, "web_allow_all_for_testing", False):
+        consent: Any = allow_all_for_testing
+        log.warning("--web-allow-all-for-testing: every web page may register without asking")
+    else:
+        consent = default_consent(getattr(args, "web_allow", ()) or (),
+                                  prompt_timeout=getattr(args, "web_consent_timeout", 60.0))
+    harmless = getattr(args, "web_harmless", None) or DEFAULT_HARMLESS_MTYPES
+    timeout = getattr(args, "web_consent_timeout", 60.0)
+    try:
+        return await attach_web_profile(hub, port=getattr(args, "web_port", WEB_PORT),
+                                        consent=consent, harmless_mtypes=harmless,
+                                        consent_timeout=timeout + 5.0)
+    except OSError as exc:
+        log.error("cannot serve the SAMP Web Profile on port %s (%s); continuing without it",
+                  getattr(args, "web_port", WEB_PORT), exc)
+        return None
