@@ -285,3 +285,99 @@ def _kill_leftovers() -> None:
 
 
 atexit.register(_kill_leftovers)
+
+
+# --------------------------------------------------------------------------------------------
+# In-process helpers for asyncio tests (real sockets, one loop)
+
+
+class Recorder:
+    """An `AsyncSAMPClient` that records what it receives and answers calls.
+
+    Parameters
+    ----------
+    name : str
+        ``samp.name``.
+    subscriptions : dict
+        Declared after connecting.
+    respond : callable, optional
+        ``async respond(sender_id, msg_id, message) -> dict | None`` for calls; by default
+        every call gets ``samp.ok`` with the params echoed in ``samp.result``.
+
+    Attributes
+    ----------
+    client : AsyncSAMPClient
+    received : list of (kind, sender_id, msg_id, message)
+    responses : list of (responder_id, msg_tag, response)
+    """
+
+    def __init__(self, name: str, subscriptions: dict | None = None, respond=None) -> None:  # type: ignore[no-untyped-def]
+        import asyncio
+
+        from sampflow.samp.client.aio import AsyncSAMPClient
+
+        self.client = AsyncSAMPClient(name)
+        self.subscriptions = dict(subscriptions or {})
+        self.respond = respond
+        self.received: list[tuple] = []
+        self.responses: list[tuple] = []
+        self._changed = asyncio.Condition()
+        self.client.on_message = self._on_message
+        self.client.on_response = self._on_response
+
+    async def connect(self, lockfile: Path | str) -> "Recorder":
+        await self.client.connect(lockfile=str(lockfile))
+        if self.subscriptions:
+            await self.client.declare_subscriptions(self.subscriptions)
+        return self
+
+    @property
+    def id(self) -> str:
+        assert self.client.public_id is not None
+        return self.client.public_id
+
+    async def _on_message(self, kind, sender_id, msg_id, message):  # type: ignore[no-untyped-def]
+        async with self._changed:
+            self.received.append((kind, sender_id, msg_id, message))
+            self._changed.notify_all()
+        if kind != "call":
+            return None
+        if self.respond is not None:
+            return await self.respond(sender_id, msg_id, message)
+        return {"samp.status": "samp.ok", "samp.result": dict(message.get("samp.params", {}))}
+
+    async def _on_response(self, responder_id, msg_tag, response):  # type: ignore[no-untyped-def]
+        async with self._changed:
+            self.responses.append((responder_id, msg_tag, response))
+            self._changed.notify_all()
+
+    def messages(self, mtype: str | None = None) -> list[dict]:
+        """Messages received so far (notifications and calls), optionally of one MType."""
+        return [m for _, _, _, m in self.received
+                if mtype is None or m.get("samp.mtype") == mtype]
+
+    async def wait_for(self, predicate, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+        """Wait until ``predicate(self)`` is truthy; returns its value.
+
+        Raises
+        ------
+        TimeoutError
+            If `timeout` seconds pass first (a bound, not a speed assertion).
+        """
+        import asyncio
+
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                while True:
+                    value = predicate(self)
+                    if value:
+                        return value
+                    await self._changed.wait()
+
+    async def wait_messages(self, mtype: str, count: int = 1, timeout: float = 15.0) -> list[dict]:
+        """Wait until `count` messages of `mtype` have arrived; returns them all."""
+        return await self.wait_for(lambda r: (lambda ms: ms if len(ms) >= count else None)(
+            r.messages(mtype)), timeout)
+
+    async def close(self) -> None:
+        await self.client.disconnect()
