@@ -583,8 +583,8 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("SAMP Web Profile (browser clients)")
     group.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
                        help=f"Web Profile port (default {WEB_PORT}, the standard's; 0: any)")
-    group.add_argument("--no-web-profile", dest="web_profile", action="store_false",
-                       default=True, help="do not serve the Web Profile")
+    group.add_argument("--no-web-profile", action="store_true",
+                       help="do not serve the Web Profile")
     group.add_argument("--web-allow", action="append", default=[], metavar="ORIGIN",
                        help="let web pages from ORIGIN (e.g. http://localhost:8000) register "
                             "without asking; repeatable. Others are asked about on the "
@@ -608,7 +608,7 @@ async def attach_web_profile_from_args(hub: AsyncHub, args: argparse.Namespace) 
         None when ``--no-web-profile`` was given or the port is taken (logged; the hub
         keeps running with the Standard Profile only).
     """
-    if not getattr(args, "web_profile", True):
+    if getattr(args, "no_web_profile", False):
         return None
     if getattr(args, "web_allow_all_for_testing", False):
         consent: Any = allow_all_for_testing
