@@ -46,7 +46,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +62,7 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-import peers as _peers  # noqa: E402
+import peers as _peers
 
 _POLICIES = ("auto", "require", "skip")
 _POLICY_KEY = pytest.StashKey["PeerPolicy"]()
@@ -84,8 +87,7 @@ class PeerPolicy:
         """Skip or fail the current test because of ``exc``, as the policy says."""
         if self.mode == "require":
             where = "CI is set" if self.ci else "--peers=require"
-            pytest.fail(f"{exc} [{where}: missing peers fail instead of skipping]",
-                        pytrace=False)
+            pytest.fail(f"{exc} [{where}: missing peers fail instead of skipping]", pytrace=False)
         pytest.skip(f"{exc} [--peers={self.mode}]")
 
 
@@ -106,6 +108,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if ci and mode != "require":
         raise pytest.UsageError(f"--peers={mode} is not allowed when CI is set")
     config.stash[_POLICY_KEY] = PeerPolicy(mode=mode, ci=ci)
+    _unwind_on_termination()
+
+
+def _unwind_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so that fixtures stop their peers.
+
+    CI runners and ``timeout`` end a job with SIGTERM, whose default action would skip every
+    ``finally`` and leave peers running. Handlers somebody else installed are left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, interrupt)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -130,13 +150,20 @@ def _no_surviving_peer_processes() -> Iterator[None]:
     """Fail the session if a process started by ``tests/peers.py`` outlives its fixture.
 
     Being autouse and session-scoped it is set up first and torn down last, after every other
-    fixture has stopped its processes.
+    fixture has stopped its processes. On the way in it also stops peers orphaned by an earlier
+    run that was killed outright (:func:`peers.reap_orphans`).
     """
+    orphans = _peers.reap_orphans()
+    if orphans:
+        warnings.warn(
+            f"stopped peers left behind by an earlier, killed run: {orphans}", stacklevel=1
+        )
     yield
     survivors = _peers.kill_survivors()
     if survivors:
-        pytest.fail(f"peer processes survived their fixtures (now killed): {survivors}",
-                    pytrace=False)
+        pytest.fail(
+            f"peer processes survived their fixtures (now killed): {survivors}", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -155,10 +182,9 @@ def _xvfb_on_demand(
 
     def get() -> _peers.XDisplay:
         if not started:
-            try:
-                _peers.require("Xvfb")
-            except _peers.PeerUnavailable as exc:
-                peer_policy.unavailable(exc)
+            missing = _peers.missing("Xvfb")
+            if missing is not None:
+                peer_policy.unavailable(missing)
             started.append(stack.enter_context(_peers.xvfb(tmp_path_factory.mktemp("xvfb"))))
         return started[0]
 

@@ -52,7 +52,7 @@ import xmlrpc.client
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, Self
 
 __all__ = [
     "JSAMP_JAR",
@@ -74,8 +74,10 @@ __all__ = [
     "jsamp_hub",
     "kill_survivors",
     "live_groups",
+    "missing",
     "peer_env",
     "read_lockfile",
+    "reap_orphans",
     "require",
     "run_jsamp_tool",
     "spawn",
@@ -125,6 +127,18 @@ class PeerStartError(PeerError):
     """A peer exited early, or did not become ready before its deadline."""
 
 
+def missing(*names: str) -> PeerUnavailable | None:
+    """Return a :class:`PeerUnavailable` naming the programs or paths not installed, or None.
+
+    Parameters
+    ----------
+    *names : str
+        Program names looked up on ``PATH``, or absolute file paths.
+    """
+    absent = [n for n in names if not (Path(n).exists() if os.path.isabs(n) else shutil.which(n))]
+    return PeerUnavailable(absent) if absent else None
+
+
 def require(*names: str) -> None:
     """Check that programs (looked up on ``PATH``) or absolute paths exist.
 
@@ -138,11 +152,9 @@ def require(*names: str) -> None:
     PeerUnavailable
         Listing every name that is missing.
     """
-    missing = [
-        n for n in names if not (Path(n).exists() if os.path.isabs(n) else shutil.which(n))
-    ]
-    if missing:
-        raise PeerUnavailable(missing)
+    exc = missing(*names)
+    if exc is not None:
+        raise exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,6 +261,67 @@ def kill_survivors(grace: float = 1.0) -> list[tuple[int, str]]:
 
 atexit.register(kill_survivors)
 
+#: Environment variable marking every process started here with its owner ``pid:starttime``,
+#: so that :func:`reap_orphans` can find peers whose test process was killed outright.
+OWNER_VAR = "SAMPFLOW_TEST_PEER_OWNER"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22: start time since boot
+
+
+def _owner_token() -> str:
+    return f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def reap_orphans(grace: float = 1.0) -> list[tuple[int, str]]:
+    """Kill peers left behind by test processes that no longer exist (e.g. SIGKILLed workers).
+
+    Only processes carrying :data:`OWNER_VAR` in their environment are considered, and only
+    when the owner named there (pid and start time) is gone. Linux only; no-op elsewhere.
+
+    Parameters
+    ----------
+    grace : float
+        Seconds between SIGTERM and SIGKILL.
+
+    Returns
+    -------
+    list of (int, str)
+        ``(pid, command)`` of the orphans that were found and stopped.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    marker = OWNER_VAR.encode() + b"="
+    orphans: dict[int, list[tuple[int, str]]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        token = next((v[len(marker) :] for v in environ.split(b"\0") if v.startswith(marker)), None)
+        if token is None:
+            continue
+        owner_pid, _, owner_start = token.decode().partition(":")
+        if owner_pid.isdigit() and _start_time(int(owner_pid)) == owner_start:
+            continue  # its owner is alive: not an orphan
+        head, _, tail = stat.rpartition(")")
+        fields = tail.split()
+        if fields[0] in ("Z", "X"):
+            continue
+        orphans.setdefault(int(fields[2]), []).append((int(entry.name), head.partition("(")[2]))
+    for pgid in orphans:
+        _stop_group(pgid, None, grace)
+    return [member for members in orphans.values() for member in members]
+
 
 @dataclass
 class ManagedProcess:
@@ -342,7 +415,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env={**env, OWNER_VAR: _owner_token()},
             cwd=log_dir,
             start_new_session=True,
             pass_fds=tuple(pass_fds),
@@ -432,12 +505,23 @@ def peer_env(
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SAMP_HUB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
-                     "DISPLAY", "XAUTHORITY")
+        if k
+        not in (
+            "SAMP_HUB",
+            "JAVA_TOOL_OPTIONS",
+            "_JAVA_OPTIONS",
+            "JDK_JAVA_OPTIONS",
+            "DISPLAY",
+            "XAUTHORITY",
+        )
     }
     env["HOME"] = str(home)
-    for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"),
-                     ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state")):
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+    ):
         env[var] = str(home / sub)
     env["JAVA_TOOL_OPTIONS"] = " ".join([f"-Duser.home={home}", *java_options])
     if lockfile is not None:
@@ -644,7 +728,7 @@ class ProbeClient:
     def _hub(self, timeout: float | None = None) -> Any:
         return _proxy(self.url, self.timeout if timeout is None else timeout).samp.hub
 
-    def __enter__(self) -> ProbeClient:
+    def __enter__(self) -> Self:
         reg = self._hub().register(self._info["samp.secret"])
         self.private_key = reg["samp.private-key"]
         self.self_id = reg["samp.self-id"]
@@ -683,8 +767,12 @@ class ProbeClient:
         return [cid for cid, meta in self.clients().items() if meta.get("samp.name") == samp_name]
 
     def call_and_wait(
-        self, recipient: str, mtype: str, params: Mapping[str, Any] | None = None,
-        *, timeout: float = 30.0
+        self,
+        recipient: str,
+        mtype: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 30.0,
     ) -> dict[str, Any]:
         """Send a message with ``samp.hub.callAndWait`` and return the response map.
 
@@ -860,7 +948,10 @@ def jsamp_hub(
     try:
         info = wait_for_hub(lockfile, timeout=timeout, process=proc)
         yield HubHandle(
-            lockfile, info["samp.hub.xmlrpc.url"], info["samp.secret"], proc,
+            lockfile,
+            info["samp.hub.xmlrpc.url"],
+            info["samp.secret"],
+            proc,
             time.monotonic() - t0,
         )
     finally:
@@ -929,7 +1020,10 @@ def run_jsamp_tool(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=peer_env(home=home, lockfile=lockfile, java_options=java_options),
+        env={
+            **peer_env(home=home, lockfile=lockfile, java_options=java_options),
+            OWNER_VAR: _owner_token(),
+        },
         cwd=home,
         start_new_session=True,
     )
@@ -941,8 +1035,9 @@ def run_jsamp_tool(
             _stop_group(popen.pid, popen, grace=2.0)
             out, err = popen.communicate()
             raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
-        return ToolResult(popen.returncode, out.decode("utf-8", "replace"),
-                          err.decode("utf-8", "replace"))
+        return ToolResult(
+            popen.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        )
     finally:
         _stop_group(popen.pid, popen, grace=2.0)
 
@@ -1114,8 +1209,12 @@ def start_peer(
     )
     try:
         public_id = wait_for_client(
-            lockfile, spec.samp_name, timeout=timeout or spec.timeout,
-            mtype=spec.ready_mtype, process=proc, exclude=before,
+            lockfile,
+            spec.samp_name,
+            timeout=timeout or spec.timeout,
+            mtype=spec.ready_mtype,
+            process=proc,
+            exclude=before,
         )
         yield PeerHandle(spec, public_id, proc, lockfile, home, time.monotonic() - t0)
     finally:
@@ -1168,14 +1267,17 @@ class PeerLauncher:
     on_unavailable: Callable[[PeerUnavailable], None] | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
+    def _guarded(self, start: Callable[[], Any]) -> Any:
+        missing_exc: PeerUnavailable | None = None
         try:
-            yield
+            return start()
         except PeerUnavailable as exc:
-            if self.on_unavailable is not None:
-                self.on_unavailable(exc)
-            raise
+            missing_exc = exc
+        assert missing_exc is not None
+        # Outside the except block, so that a skip or fail carries no chained traceback.
+        if self.on_unavailable is not None:
+            self.on_unavailable(missing_exc)
+        raise missing_exc
 
     def _display(self) -> str:
         if self.display is None:
@@ -1192,10 +1294,11 @@ class PeerLauncher:
             Passed to :func:`jsamp_hub` (``profiles``, ``timeout``).
         """
         home = self.make_dir("jsamp-hub")
-        with self._guard():
-            return self._stack.enter_context(
+        return self._guarded(
+            lambda: self._stack.enter_context(
                 jsamp_hub(lockfile or home / "samp.lock", home=home, **kwargs)
             )
+        )
 
     def peer(self, key: str | PeerSpec, hub: SampHub | Path, **kwargs: Any) -> PeerHandle:
         """Start a GUI peer registered with ``hub`` (a :class:`SampHub` or a lockfile path).
@@ -1210,13 +1313,15 @@ class PeerLauncher:
         """
         lockfile = Path(hub if isinstance(hub, (str, Path)) else hub.lockfile)
         spec = PEERS[key] if isinstance(key, str) else key
-        with self._guard():
+
+        def start() -> PeerHandle:
             require(*spec.requires)
             display = self._display()
             return self._stack.enter_context(
-                start_peer(spec, lockfile, display=display, home=self.make_dir(spec.key),
-                           **kwargs)
+                start_peer(spec, lockfile, display=display, home=self.make_dir(spec.key), **kwargs)
             )
+
+        return self._guarded(start)
 
     def ds9(self, hub: SampHub | Path, **kwargs: Any) -> PeerHandle:
         """Start DS9 registered with ``hub``; see :meth:`peer`."""
@@ -1235,9 +1340,11 @@ class PeerLauncher:
     ) -> ToolResult:
         """Run a JSAMP tool against ``hub``; see :func:`run_jsamp_tool`."""
         lockfile = Path(hub if isinstance(hub, (str, Path)) else hub.lockfile)
-        with self._guard():
-            return run_jsamp_tool(tool, *args, lockfile=lockfile,
-                                  home=self.make_dir(f"jsamp-{tool}"), **kwargs)
+        return self._guarded(
+            lambda: run_jsamp_tool(
+                tool, *args, lockfile=lockfile, home=self.make_dir(f"jsamp-{tool}"), **kwargs
+            )
+        )
 
     def close(self) -> None:
         """Stop everything started through this launcher, newest first."""
@@ -1251,7 +1358,11 @@ if __name__ == "__main__":  # pragma: no cover - manual check: python tests/peer
         tmp = Path(tmp_name)
         with xvfb(tmp) as x, jsamp_hub(tmp / "lock", home=tmp / "hub") as h:
             print("display", x.display, "hub", h.url, f"{h.started_in:.1f} s")
-            with start_peer(sys.argv[1] if len(sys.argv) > 1 else "ds9", h.lockfile,
-                            display=x.display, home=tmp / "peer") as p:
+            with start_peer(
+                sys.argv[1] if len(sys.argv) > 1 else "ds9",
+                h.lockfile,
+                display=x.display,
+                home=tmp / "peer",
+            ) as p:
                 print(p.samp_name, p.public_id, p.pid, f"{p.started_in:.1f} s")
     print("survivors:", surviving_processes())

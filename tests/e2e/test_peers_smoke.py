@@ -8,22 +8,24 @@ overriding ``samp_hub``. Each test records how long its peer took to start
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import peers as peerlib
+import pytest
 
 pytestmark = pytest.mark.peer
 
+RecordProperty = Callable[[str, object], None]
 
-def _report(record_property: pytest.RecordProperty, what: str, seconds: float) -> None:
+
+def _report(record_property: RecordProperty, what: str, seconds: float) -> None:
     record_property(f"{what}_start_s", round(seconds, 2))
     print(f"{what} ready in {seconds:.2f} s")
 
 
 def test_jsamp_hub_answers_ping(
-    jsamp_hub: peerlib.HubHandle, record_property: pytest.RecordProperty
+    jsamp_hub: peerlib.HubHandle, record_property: RecordProperty
 ) -> None:
     _report(record_property, "jsamp_hub", jsamp_hub.started_in)
     assert jsamp_hub.lockfile.is_file()
@@ -42,8 +44,9 @@ def test_hubtester_passes_against_jsamp_hub(run_jsamp, samp_hub) -> None:  # typ
 
 
 def test_calcstorm_runs(run_jsamp, samp_hub) -> None:  # type: ignore[no-untyped-def]
-    result = run_jsamp("calcstorm", "-nclient", "3", "-nquery", "20", "-mode", "sync",
-                       hub=samp_hub, timeout=120)
+    result = run_jsamp(
+        "calcstorm", "-nclient", "3", "-nquery", "20", "-mode", "sync", hub=samp_hub, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Elapsed time" in result.stdout + result.stderr
 
@@ -65,7 +68,7 @@ def test_xvfb_display_is_private(xvfb_display: peerlib.XDisplay) -> None:
 def test_ds9_registers_and_answers_ds9_get(
     samp_hub: peerlib.SampHub,
     ds9_peer: peerlib.PeerHandle,
-    record_property: pytest.RecordProperty,
+    record_property: RecordProperty,
 ) -> None:
     _report(record_property, "ds9", ds9_peer.started_in)
     with peerlib.ProbeClient(samp_hub.lockfile) as probe:
@@ -81,7 +84,7 @@ def test_ds9_registers_and_answers_ds9_get(
 def test_topcat_registers(
     samp_hub: peerlib.SampHub,
     topcat_peer: peerlib.PeerHandle,
-    record_property: pytest.RecordProperty,
+    record_property: RecordProperty,
 ) -> None:
     _report(record_property, "topcat", topcat_peer.started_in)
     with peerlib.ProbeClient(samp_hub.lockfile) as probe:
@@ -92,13 +95,14 @@ def test_topcat_registers(
 def test_aladin_registers(
     samp_hub: peerlib.SampHub,
     aladin_peer: peerlib.PeerHandle,
-    record_property: pytest.RecordProperty,
+    record_property: RecordProperty,
 ) -> None:
     _report(record_property, "aladin", aladin_peer.started_in)
     with peerlib.ProbeClient(samp_hub.lockfile) as probe:
         assert probe.clients()[aladin_peer.public_id]["samp.name"] == "Aladin"
-        pointed = probe.call_and_wait(aladin_peer.public_id, "coord.pointAt.sky",
-                                      {"ra": "83.82", "dec": "-5.39"}, timeout=30)
+        pointed = probe.call_and_wait(
+            aladin_peer.public_id, "coord.pointAt.sky", {"ra": "83.82", "dec": "-5.39"}, timeout=30
+        )
         assert pointed["samp.status"] == "samp.ok", pointed
         where = probe.call_and_wait(aladin_peer.public_id, "coord.get.sky", {}, timeout=30)
     assert where["samp.status"] == "samp.ok", where
@@ -106,17 +110,17 @@ def test_aladin_registers(
     assert float(where["samp.result"]["dec"]) == pytest.approx(-5.39, abs=1e-3)
 
 
-def test_peer_is_stopped_after_its_block(
-    peers: peerlib.PeerLauncher, tmp_path: Path
-) -> None:
+def test_peer_is_stopped_after_its_block(peers: peerlib.PeerLauncher, tmp_path: Path) -> None:
     """A peer started with the context manager is gone (whole process group) after the block,
     also when the block raises."""
     hub = peers.jsamp_hub()
     display = peers._display()
-    with pytest.raises(RuntimeError, match="boom"):
-        with peerlib.ds9(hub.lockfile, display=display, home=tmp_path / "ds9") as peer:
-            pgid = peer.pid
-            raise RuntimeError("boom")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        peerlib.ds9(hub.lockfile, display=display, home=tmp_path / "ds9") as peer,
+    ):
+        pgid = peer.pid
+        raise RuntimeError("boom")
     assert pgid not in peerlib.live_groups()
     # (A peer killed by signal does not unregister: the hub keeps listing it until a delivery
     # to it fails. Tests that care about the client list should use a fresh hub.)
