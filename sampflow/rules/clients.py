@@ -16,7 +16,7 @@ from .events import HubEvent
 from .messenger import Messenger
 from .triggers.bus import mtype_matches
 
-__all__ = ["ClientDirectory", "ClientInfo", "HUB_EVENT_MTYPES"]
+__all__ = ["HUB_EVENT_MTYPES", "ClientDirectory", "ClientInfo"]
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from .actions import ActionContext, Outbox, TableRegistry, run_action
 from .clients import HUB_EVENT_MTYPES, ClientDirectory
@@ -37,8 +38,19 @@ from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
 from .expr import build_namespace
 from .guard import EchoGuard
 from .messenger import Messenger, error, ok, warning
-from .model import (Exec, FilesTrigger, HighlightRow, HubTrigger, MTypeTrigger, PointAt, Rule,
-                    RuleSet, SelectRows, TimerTrigger, Trigger)
+from .model import (
+    Exec,
+    FilesTrigger,
+    HighlightRow,
+    HubTrigger,
+    MTypeTrigger,
+    PointAt,
+    Rule,
+    RuleSet,
+    SelectRows,
+    TimerTrigger,
+    Trigger,
+)
 from .runner import Outcome, RuleRunner
 from .trace import FiringRecord, TraceWriter
 from .triggers import EventBus, attach
@@ -162,7 +174,7 @@ class Engine:
     def subscriptions(self) -> dict[str, dict[str, Any]]:
         """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,
         and ``table.load.*`` when table row actions need the table registry."""
-        subs = {p: {} for p in sorted(self.bus.mtype_patterns())}
+        subs: dict[str, dict[str, Any]] = {p: {} for p in sorted(self.bus.mtype_patterns())}
         for mt in HUB_EVENT_MTYPES + ("samp.app.ping",):
             subs.setdefault(mt, {})
         if any(isinstance(a, (PointAt, HighlightRow, SelectRows))
@@ -242,7 +254,7 @@ class Engine:
         return ok()
 
     # -- dispatch ----------------------------------------------------------------------------
-    def dispatch(self, event: Event) -> list["asyncio.Future[Outcome]"]:
+    def dispatch(self, event: Event) -> list[asyncio.Future[Outcome]]:
         """Hand an event to the rules whose triggers match; returns the firings' futures.
 
         File and timer events normally come from the trigger platforms; tests may feed any
@@ -268,7 +280,7 @@ class Engine:
         return lambda event: self._fire(rule, trigger, event)
 
     def _fire(self, rule: Rule, trigger: Trigger, event: Event
-              ) -> "asyncio.Future[Outcome] | None":
+              ) -> asyncio.Future[Outcome] | None:
         ns = build_namespace(event, variables=self.ruleset.vars, hub=self.directory,
                              rule=rule.name)
         try:

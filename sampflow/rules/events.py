@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 __all__ = [
+    "FILE_EVENT_KINDS",
+    "HUB_EVENT_KINDS",
     "Event",
     "FileEvent",
     "HubEvent",
     "SampMessage",
     "TimerEvent",
-    "FILE_EVENT_KINDS",
-    "HUB_EVENT_KINDS",
 ]
 
 #: The kinds of file event a rule may ask for (``existing`` is only emitted by ``catch_up``).

@@ -43,9 +43,10 @@ import difflib
 import fnmatch
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Union
+from typing import Any, Protocol, Union
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -54,12 +55,12 @@ from .errors import ExpressionError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
 
 __all__ = [
+    "KNOWN_NAMES",
     "And",
     "Condition",
     "ExprCondition",
     "FileInfo",
     "HubState",
-    "KNOWN_NAMES",
     "Not",
     "Or",
     "Template",
@@ -119,10 +120,10 @@ def vars_referenced(ast: nodes.Node) -> set[str]:
     for node in ast.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "vars":
             out.add(node.attr)
-    for node in ast.find_all(nodes.Getitem):
-        if (isinstance(node.node, nodes.Name) and node.node.name == "vars"
-                and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
-            out.add(node.arg.value)
+    for item in ast.find_all(nodes.Getitem):
+        if (isinstance(item.node, nodes.Name) and item.node.name == "vars"
+                and isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str)):
+            out.add(item.arg.value)
     return out
 
 
@@ -140,7 +141,7 @@ class Template:
     otherwise. ``where`` is ``file:line:column`` of the source, used in runtime errors.
     """
 
-    __slots__ = ("source", "where", "_fn", "_kind")
+    __slots__ = ("_fn", "_kind", "source", "where")
 
     def __init__(self, source: str, where: str, fn: Callable[..., Any] | None, kind: str) -> None:
         self.source = source
@@ -360,7 +361,7 @@ class FitsHeader(Mapping[str, Any]):
 class FileInfo:
     """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header."""
 
-    __slots__ = ("path", "name", "stem", "suffix", "dir", "event", "header")
+    __slots__ = ("dir", "event", "header", "name", "path", "stem", "suffix")
 
     def __init__(self, path: str, event: str = "") -> None:
         p = Path(path)

@@ -20,7 +20,8 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["EchoGuard", "fingerprint"]
 
@@ -55,9 +56,10 @@ class EchoGuard:
         self._received: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def _prune(self, now: float) -> None:
-        for table in (self._sent, self._received):
+        tables: tuple[OrderedDict[str, Any], ...] = (self._sent, self._received)
+        for table in tables:
             while table:
-                _, v = next(iter(table.items()))
+                v: Any = next(iter(table.values()))
                 t = v if isinstance(v, float) else v[0]
                 if now - t <= self.window:
                     break

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -61,7 +62,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(mt.group(1)) * _UNITS[(mt.group(2) or "").lower() or None]
         pos, parts = mt.end(), parts + 1
-    if not parts or s[pos:].strip() or (parts > 1 and not re.search(r"[a-z]\s*$", s, re.I)):
+    if not parts or s[pos:].strip() or (parts > 1 and not re.search(r"[a-z]\s*$", s, re.IGNORECASE)):
         raise ValueError("expected a duration such as 1s, 500ms, 2m or 1m30s")
     return total
 
@@ -169,7 +170,7 @@ class _Checker:
             return _SKIP
 
     # -- fields ------------------------------------------------------------------------------
-    def field(self, spec: F, node: yaml.Node, path: str) -> Any:  # noqa: C901 - a dispatch table
+    def field(self, spec: F, node: yaml.Node, path: str) -> Any:
         k = spec.kind
         try:
             if k in (K.STR, K.PATH, K.MTYPE, K.ENUM, K.INT, K.BOOL, K.DURATION):

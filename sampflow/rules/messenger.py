@@ -8,14 +8,15 @@ with ``reply()``.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MessageHandler", "Messenger", "ok", "warning", "error"]
+__all__ = ["MessageHandler", "Messenger", "error", "ok", "warning"]
 
 #: ``async handler(kind, sender_id, msg_id, message) -> response | None``; ``kind`` is
 #: ``"notification"`` or ``"call"``.
-MessageHandler = Callable[[str, str, Optional[str], dict[str, Any]],
-                          Awaitable[Optional[dict[str, Any]]]]
+MessageHandler = Callable[[str, str, str | None, dict[str, Any]],
+                          Awaitable[dict[str, Any] | None]]
 
 
 @runtime_checkable

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from .events import FILE_EVENT_KINDS, HUB_EVENT_KINDS
 from .expr import Condition, Template, ValueTemplate

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .events import Event
 from .model import Mode, Rule, Trigger
@@ -44,13 +45,13 @@ class Outcome:
     reason: str | None = None
 
 
-Execute = Callable[[Event, Trigger, dict[str, Any]], Awaitable[Outcome]]
+Execute = Callable[[Event, Trigger, dict[str, Any]], Coroutine[Any, Any, Outcome]]
 _Firing = tuple[Event, Trigger, dict[str, Any], "asyncio.Future[Outcome]"]
 
 
 @dataclass(slots=True)
 class _KeyState:
-    running: dict[asyncio.Task[Outcome], "asyncio.Future[Outcome]"] = field(default_factory=dict)
+    running: dict[asyncio.Task[Outcome], asyncio.Future[Outcome]] = field(default_factory=dict)
     queue: deque[_Firing] = field(default_factory=deque)
     last_start: float | None = None
     debounced: _Firing | None = None
@@ -77,7 +78,7 @@ class RuleRunner:
         return sum(len(s.running) for s in self._keys.values())
 
     def fire(self, event: Event, trigger: Trigger, namespace: dict[str, Any],
-             key: Any = None) -> "asyncio.Future[Outcome]":
+             key: Any = None) -> asyncio.Future[Outcome]:
         """Admit a firing; returns the future of its outcome."""
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         st = self._keys.get(key)
@@ -135,7 +136,7 @@ class RuleRunner:
         st = self._keys[key]
         event, trigger, namespace, fut = firing
         st.last_start = self._loop.time()
-        task = self._loop.create_task(self._execute(event, trigger, namespace))
+        task: asyncio.Task[Outcome] = self._loop.create_task(self._execute(event, trigger, namespace))
         st.running[task] = fut
         task.add_done_callback(lambda t: self._finished(key, t))
 
@@ -169,7 +170,7 @@ class RuleRunner:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Drop waiting firings, let running ones finish for up to ``timeout``, then cancel."""
-        tasks = []
+        tasks: list[asyncio.Task[Outcome]] = []
         for key, st in list(self._keys.items()):
             if st.timer is not None:
                 st.timer.cancel()
@@ -187,6 +188,6 @@ class RuleRunner:
                 await asyncio.wait(pending, timeout=1.0)
 
 
-def _resolve(fut: "asyncio.Future[Outcome]", outcome: Outcome) -> None:
+def _resolve(fut: asyncio.Future[Outcome], outcome: Outcome) -> None:
     if not fut.done():
         fut.set_result(outcome)

@@ -9,11 +9,12 @@ Editors (VS Code's YAML extension, for one) use it for completion and hover help
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .spec import ACTION_OPTIONS, ACTIONS, RULE_FIELDS, TOP_FIELDS, TRIGGERS, F, ItemType, K
 
-__all__ = ["json_schema", "dumps"]
+__all__ = ["dumps", "json_schema"]
 
 _STR: dict[str, Any] = {"type": "string"}
 _VARREF = {"type": "string", "pattern": r"\{\{.*\}\}"}

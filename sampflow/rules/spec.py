@@ -15,14 +15,23 @@ beside the key::
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import model as m
 from .events import FILE_EVENT_KINDS
 
-__all__ = ["ACTIONS", "ACTION_OPTIONS", "F", "ItemType", "K", "RULE_FIELDS", "TOP_FIELDS",
-           "TRIGGERS"]
+__all__ = [
+    "ACTIONS",
+    "ACTION_OPTIONS",
+    "RULE_FIELDS",
+    "TOP_FIELDS",
+    "TRIGGERS",
+    "F",
+    "ItemType",
+    "K",
+]
 
 
 class K(enum.Enum):

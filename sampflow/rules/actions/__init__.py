@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .. import model as m
 from ..errors import ActionError, ExpressionError
@@ -17,8 +18,15 @@ from . import files, misc, samp, tables
 from .base import ActionContext, Outbox, to_samp
 from .tables import TableRegistry
 
-__all__ = ["ActionContext", "HANDLERS", "Outbox", "TableRegistry", "action_key", "run_action",
-           "to_samp"]
+__all__ = [
+    "HANDLERS",
+    "ActionContext",
+    "Outbox",
+    "TableRegistry",
+    "action_key",
+    "run_action",
+    "to_samp",
+]
 
 log = logging.getLogger("sampflow.rules")
 

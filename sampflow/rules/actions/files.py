@@ -35,34 +35,39 @@ def classify(path: str) -> str:
             head = f.read(80)
     except OSError as exc:
         raise ActionError(f"cannot read {path}: {exc}") from exc
-    if head.startswith(b"SIMPLE  =") or head.startswith(_GZIP) or head.startswith(_BZIP):
-        from astropy.io import fits
-
-        try:
-            with fits.open(path, lazy_load_hdus=True, memmap=True) as hdul:
-                for hdu in hdul:
-                    if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
-                        return "table.load.fits"
-                    hdr = hdu.header
-                    naxis = int(hdr.get("NAXIS", 0))
-                    if naxis > 0 and all(int(hdr.get(f"NAXIS{i}", 0)) > 0
-                                         for i in range(1, naxis + 1)):
-                        return "image.load.fits"
-        except Exception as exc:
-            if not head.startswith(b"SIMPLE"):
-                pass  # compressed but not FITS: try VOTable below
-            else:
-                raise ActionError(f"{path}: unreadable FITS file: {exc}") from exc
-        else:
+    if head.startswith((b"SIMPLE  =", _GZIP, _BZIP)):
+        mtype = _fits_kind(path)
+        if mtype is not None:
+            return mtype
+        if head.startswith(b"SIMPLE"):
             raise ActionError(f"{path}: FITS file with neither an image nor a table")
     from astropy.io.votable import is_votable
 
     try:
         if is_votable(path):
             return "table.load.votable"
-    except Exception:
-        pass
+    except (OSError, ValueError) as exc:
+        raise ActionError(f"{path}: unreadable: {exc}") from exc
     raise ActionError(f"{path}: not a FITS image, FITS table or VOTable")
+
+
+def _fits_kind(path: str) -> str | None:
+    """image.load.fits or table.load.fits by the first HDU with data; None if not FITS."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, lazy_load_hdus=True, memmap=True) as hdul:
+            for hdu in hdul:
+                if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+                    return "table.load.fits"
+                hdr = hdu.header
+                naxis = int(hdr.get("NAXIS", 0))
+                if naxis > 0 and all(int(hdr.get(f"NAXIS{i}", 0)) > 0
+                                     for i in range(1, naxis + 1)):
+                    return "image.load.fits"
+    except (OSError, ValueError, TypeError):
+        return None  # compressed but not FITS, or damaged
+    return None
 
 
 async def send_file(action: SendFile, ctx: ActionContext) -> None:

@@ -54,7 +54,7 @@ async def exec_(action: Exec, ctx: ActionContext) -> None:
         raise ActionError(f"cannot run {args[0]}: {exc}") from exc
     try:
         out, err = await asyncio.wait_for(proc.communicate(), action.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise ActionError(f"{args[0]} did not finish within {action.timeout} s") from None

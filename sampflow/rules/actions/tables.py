@@ -51,8 +51,8 @@ def parse_angle(value: Any, *, hours: bool) -> float:
     >>> parse_angle("187.5", hours=True)
     187.5
     """
-    from astropy.coordinates import Angle
     import astropy.units as u
+    from astropy.coordinates import Angle
 
     text = str(value).strip()
     try:

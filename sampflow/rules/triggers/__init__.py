@@ -8,14 +8,15 @@ hub events reach the platforms that match them. ``detach()`` stops the trigger.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..events import Event
 from ..model import FilesTrigger, HubTrigger, MTypeTrigger, TimerTrigger, Trigger
 from . import files, hub, samp, timer
 from .bus import EventBus, mtype_matches
 
-__all__ = ["EventBus", "PLATFORMS", "Platform", "attach", "mtype_matches"]
+__all__ = ["PLATFORMS", "EventBus", "Platform", "attach", "mtype_matches"]
 
 
 class Platform(Protocol):

@@ -8,7 +8,8 @@ number of rules. Hub event triggers are indexed by event kind.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..events import Event, HubEvent, SampMessage
 

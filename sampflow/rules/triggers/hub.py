@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..events import Event, HubEvent
 from ..model import HubTrigger

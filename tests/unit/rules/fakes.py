@@ -20,7 +20,7 @@ class FakeHub:
         self.log: list[tuple[str, str, str, dict[str, Any]]] = []  # (sender, recipient, kind, msg)
 
     def client(self, name: str, subscriptions: dict[str, dict] | None = None,
-               respond: Any = None) -> "FakeClient":
+               respond: Any = None) -> FakeClient:
         c = FakeClient(self, f"c{next(self._ids)}", name, respond)
         self.clients[c.public_id] = c
         self._event("samp.hub.event.register", {"id": c.public_id})
@@ -32,7 +32,7 @@ class FakeHub:
                                                          "subscriptions": c.subscriptions})
         return c
 
-    def unregister(self, c: "FakeClient") -> None:
+    def unregister(self, c: FakeClient) -> None:
         del self.clients[c.public_id]
         self._event("samp.hub.event.unregister", {"id": c.public_id})
 
@@ -42,8 +42,8 @@ class FakeHub:
                 self._deliver(self.hub_id, c, "notification", None,
                               {"samp.mtype": mtype, "samp.params": params})
 
-    def _deliver(self, sender: str, c: "FakeClient", kind: str, msg_id: str | None,
-                 msg: dict[str, Any]) -> "asyncio.Task[Any]":
+    def _deliver(self, sender: str, c: FakeClient, kind: str, msg_id: str | None,
+                 msg: dict[str, Any]) -> asyncio.Task[Any]:
         self.log.append((sender, c.public_id, kind, msg))
         task = asyncio.get_running_loop().create_task(c.receive(kind, sender, msg_id, msg))
         self.tasks.add(task)

@@ -139,13 +139,13 @@ async def test_highlight_select_and_forward(setup) -> None:
 
 async def test_watched_folder_sends_each_image_once(setup, tmp_path) -> None:
     ds9 = setup.hub.client("SAOImageDS9", {"image.load.fits": {}})
-    await setup.engine(f"""
-        vars: {{folder: /nowhere}}
+    await setup.engine("""
+        vars: {folder: /nowhere}
         rules:
           - name: new FITS images go to DS9
-            on: {{files: "{{{{ vars.folder }}}}", patterns: ["*.fits"], settle: 200ms}}
-            key: "{{{{ file.path }}}}"
-            do: [{{send_file: SAOImageDS9}}]
+            on: {files: "{{ vars.folder }}", patterns: ["*.fits"], settle: 200ms}
+            key: "{{ file.path }}"
+            do: [{send_file: SAOImageDS9}]
     """, overrides={"folder": str(tmp_path)})
     await asyncio.sleep(0.1)
     data = fits.PrimaryHDU(np.zeros((64, 64), dtype=np.float32))

@@ -8,8 +8,15 @@ from astropy.io import fits
 
 from sampflow.rules.errors import ExpressionError
 from sampflow.rules.events import FileEvent, HubEvent, SampMessage, TimerEvent
-from sampflow.rules.expr import (And, Not, Or, build_namespace, compile_condition,
-                                 compile_template, render_value)
+from sampflow.rules.expr import (
+    And,
+    Not,
+    Or,
+    build_namespace,
+    compile_condition,
+    compile_template,
+    render_value,
+)
 
 
 def ns_for(event=None, hub=None, **vars_):
