@@ -62,7 +62,7 @@ def parse_angle(value: Any, *, hours: bool) -> float:
     try:
         sexa = any(c in text for c in ":hHmsdD ")
         unit = u.hourangle if hours and sexa and "d" not in text.lower() else u.deg
-        return float(Angle(text, unit=unit).deg)
+        return round(float(Angle(text, unit=unit).deg), 10)  # 0.4 micro-arcsec
     except Exception as exc:
         raise ActionError(f"cannot read {'RA' if hours else 'Dec'} {text!r}") from exc
 
