@@ -23,8 +23,8 @@ MessageHandler = Callable[[str, str, str | None, dict[str, Any]],
 class Messenger(Protocol):
     """An asyncio SAMP client as the engine needs it."""
 
-    public_id: str
-    hub_id: str
+    public_id: str | None  # None only before registration
+    hub_id: str | None
     on_message: MessageHandler | None
 
     async def declare_subscriptions(self, subscriptions: dict[str, dict[str, Any]]) -> None: ...

@@ -67,7 +67,7 @@ class Outbox:
         """The engine's own id and the hub's: never recipients of broadcasts."""
         if self.messenger is None:
             return set()
-        return {self.messenger.public_id, self.messenger.hub_id}
+        return {i for i in (self.messenger.public_id, self.messenger.hub_id) if i}
 
     async def resolve(self, to: Iterable[Template], ns: dict[str, Any], *, mtype: str,
                       exclude: Iterable[Template] = (), required: bool = False) -> list[str]:
