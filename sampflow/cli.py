@@ -19,9 +19,13 @@ log = logging.getLogger("sampflow")
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    """INFO for everything; with ``-v`` DEBUG for sampflow's own loggers (every message the
+    hub relays, every rule firing); with ``-vv`` DEBUG for the libraries too."""
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
+    if verbose:
+        logging.getLogger("sampflow").setLevel(logging.DEBUG)
 
 
 async def _run_until_signalled(stop: Callable[[], object]) -> None:
@@ -50,10 +54,13 @@ def cmd_hub(args: argparse.Namespace) -> int:
         except HubAlreadyRunning as exc:
             print(f"sampflow hub: {exc}", file=sys.stderr)
             return 1
-        if getattr(args, "web_profile", False):
+        if not args.no_web_profile:
             from .samp.hub.web import attach_web_profile_from_args
 
-            await attach_web_profile_from_args(hub, args)
+            try:
+                await attach_web_profile_from_args(hub, args)
+            except OSError as exc:  # the port is taken (another hub's Web Profile)
+                log.warning("Web Profile not started (%s); the Standard Profile runs on", exc)
         await _run_until_signalled(hub.stop)
         return 0
 
@@ -186,8 +193,91 @@ def cmd_send(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def _overrides(items: list[str]) -> dict[str, str] | None:
+    overrides: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"sampflow: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return None
+        overrides[name] = value
+    return overrides
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``sampflow validate FILE...``: load and check rule files; print every error."""
+    from .rules.errors import RuleFileError
+    from .rules.loader import load_paths
+
+    overrides = _overrides(args.set)
+    if overrides is None:
+        return 2
+    try:
+        ruleset = load_paths(args.files, overrides)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(f"{', '.join(args.files)}: {len(ruleset.rules)} rules OK")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """``sampflow schema``: print the JSON Schema of the rule-file format."""
+    from .rules.schema import dumps
+
+    print(dumps())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``sampflow run FILE...``: validate the rules, then run them against a hub."""
+    from .rules.engine import Engine
+    from .rules.errors import RuleFileError, RulesError
+    from .rules.loader import load_paths
+    from .session import RunSession
+
+    overrides = _overrides(args.set)
+    if overrides is None:
+        return 2
+    try:
+        ruleset = load_paths(args.files, overrides, allow_exec=args.allow_exec)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"sampflow run: {len(exc.problems)} error(s); nothing was started",
+              file=sys.stderr)
+        return 1
+
+    async def main() -> int:
+        try:
+            engine = Engine(ruleset, dry_run=args.dry_run, allow_exec=args.allow_exec,
+                            trace=args.trace)
+        except RulesError as exc:
+            print(f"sampflow run: {exc}", file=sys.stderr)
+            return 1
+        hub_setup = None
+        if not args.no_web_profile:
+            from .samp.hub.web import attach_web_profile_from_args
+
+            async def hub_setup(hub: object) -> None:
+                try:
+                    await attach_web_profile_from_args(hub, args)
+                except OSError as exc:
+                    log.warning("Web Profile not started (%s); the Standard Profile runs on",
+                                exc)
+
+        session = RunSession(engine, client_name=ruleset.client.get("name", "sampflow"),
+                             hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
+        return await session.run()
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sampflow`` command."""
+    from .samp.hub.web import add_web_arguments
+
     parser = argparse.ArgumentParser(prog="sampflow", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log every message (hub) or every firing (run)")
@@ -214,6 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="send a call and print each response, waiting up to SECONDS")
     send.add_argument("--lockfile", help="lockfile of the hub (default: $SAMP_HUB or ~/.samp)")
     send.set_defaults(func=cmd_send)
+
+    run = sub.add_parser("run", help="run rule files against the hub (starting one if needed)")
+    run.add_argument("files", nargs="+", metavar="FILE", help="YAML rule files")
+    run.add_argument("--hub", choices=("auto", "connect", "start"), default="auto",
+                     help="auto: join the running hub or start one (default); connect: only "
+                     "join; start: start an embedded hub")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a variable declared under vars:")
+    run.add_argument("--dry-run", action="store_true",
+                     help="run everything but send nothing; print each would-be message")
+    run.add_argument("--trace", metavar="FILE", help="append one JSON object per firing")
+    run.add_argument("--allow-exec", action="store_true",
+                     help="allow exec actions (argument lists, never a shell)")
+    run.add_argument("--lockfile", help="lockfile of the hub (default: $SAMP_HUB or ~/.samp)")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check rule files and print every error")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the rule-file format")
+    schema.set_defaults(func=cmd_schema)
+
+    for sub_parser in (hub, run):
+        add_web_arguments(sub_parser)
     return parser
 
 

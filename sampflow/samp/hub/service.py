@@ -119,12 +119,13 @@ class HubService:
         self._check_arity(method, params, arity)
         if log.isEnabledFor(logging.DEBUG):
             self._trace(method, params)
+        leaving = self.core.registry._by_key.get(params[0]) if method == "unregister" else None
         try:
             result = handler(self, *params)
         finally:
             self.process_outputs()
-        if method == "unregister":
-            log.info("unregistered a %s client", profile.value)
+        if leaving is not None:
+            log.info("unregistered %s (%s)", leaving.public_id, leaving.name)
         return "" if result is None else result
 
     @staticmethod
