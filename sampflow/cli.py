@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .samp.client.aio import AsyncSAMPClient
+    from .samp.hub.server import AsyncHub
 
 __all__ = ["main", "build_parser"]
 
@@ -260,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.no_web_profile:
             from .samp.hub.web import attach_web_profile_from_args
 
-            async def hub_setup(hub: object) -> None:
+            async def hub_setup(hub: AsyncHub) -> None:
                 try:
                     await attach_web_profile_from_args(hub, args)
                 except OSError as exc:

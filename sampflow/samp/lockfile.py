@@ -13,6 +13,7 @@ import secrets
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from .constants import SAMP_PROFILE_VERSION
@@ -44,7 +45,7 @@ def default_lockfile_path() -> Path:
     return Path(os.path.expanduser("~")) / ".samp"
 
 
-def lockfile_location(env: dict[str, str] | None = None) -> str:
+def lockfile_location(env: Mapping[str, str] | None = None) -> str:
     """Where the Standard Profile lockfile is, as a local path or a URL (section 4.3).
 
     Parameters
@@ -63,8 +64,8 @@ def lockfile_location(env: dict[str, str] | None = None) -> str:
         If ``SAMP_HUB`` is set to something other than a ``std-lockurl:`` URL (for example a
         Web Profile ``web-appname:`` value, which a Standard Profile client cannot use).
     """
-    env = os.environ if env is None else env
-    value = env.get(SAMP_HUB_ENV, "").strip()
+    source: Mapping[str, str] = os.environ if env is None else env
+    value = source.get(SAMP_HUB_ENV, "").strip()
     if not value:
         return str(default_lockfile_path())
     if value.startswith(STD_LOCKURL_PREFIX):

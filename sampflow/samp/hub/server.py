@@ -326,20 +326,20 @@ class SAMPHubServer:
             _loop.run(attach_web_profile(self._hub, port=self._web_options["port"],
                                          consent=self._web_options["dialog"]))
         if self._timeout:
-            _loop.background_loop().call_soon_threadsafe(self._arm_idle_timeout)
+            _loop.background_loop().call_soon_threadsafe(
+                lambda: asyncio.get_running_loop().call_later(self._timeout, self._arm_idle_timer))
         if wait:
             _loop.run(self._hub.wait_stopped())
 
-    def _arm_idle_timeout(self) -> None:
-        asyncio.get_running_loop().create_task(self._idle_watch())
-
-    async def _idle_watch(self) -> None:
-        registry = self._hub.core.registry
-        while self._hub.is_running:
-            await asyncio.sleep(self._timeout)
-            if len(registry) <= 1 and self._hub.is_running:
-                log.info("no clients for %s s: stopping the hub", self._timeout)
-                await self._hub.stop()
+    def _arm_idle_timer(self) -> None:
+        """Check for an empty hub every `timeout` seconds (astropy's ``timeout``)."""
+        if not self._hub.is_running:
+            return
+        if len(self._hub.core.registry) <= 1:  # only the hub's own client
+            log.info("no clients for %s s: stopping the hub", self._timeout)
+            asyncio.get_running_loop().create_task(self._hub.stop())
+            return
+        asyncio.get_running_loop().call_later(self._timeout, self._arm_idle_timer)
 
     def stop(self) -> None:
         """Tell the clients, stop serving and remove the lockfile."""

@@ -126,6 +126,9 @@ class HubService:
             self.process_outputs()
         if leaving is not None:
             log.info("unregistered %s (%s)", leaving.public_id, leaving.name)
+        elif method == "declareMetadata":
+            record = self.core.registry.by_key(params[0])
+            log.info("%s is %s", record.public_id, record.name)
         return "" if result is None else result
 
     @staticmethod
