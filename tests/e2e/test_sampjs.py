@@ -18,9 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "web"))
 
-import peers  # noqa: E402
-from browser import PageServer, ensure_node_modules, missing_tools, run_page, web_port_of  # noqa: E402
-from samphub import Recorder, SampflowHub  # noqa: E402
+import peers
+from browser import PageServer, ensure_node_modules, missing_tools, run_page, web_port_of
+from samphub import Recorder, SampflowHub
 
 pytestmark = [pytest.mark.peer, pytest.mark.timeout(180)]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from samphub import Recorder
+
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.hub.web import WebProfile, attach_web_profile
 from sampflow.samp.hub.web_consent import AllowList, ConsentRequest
@@ -53,7 +53,7 @@ class WebClient:
         assert response.status == 200, await response.text()
         return loads_response(await response.read())
 
-    async def register(self, name: str = "page") -> "WebClient":
+    async def register(self, name: str = "page") -> WebClient:
         reg = await self.call("register", {"samp.name": name})
         self.key, self.id = reg["samp.private-key"], reg["samp.self-id"]
         self.translator = reg["samp.url-translator"]
@@ -340,10 +340,10 @@ async def test_shutdown_reaches_pulling_web_client(tmp_path: Path,
 # -- pyvo's Web Profile test client against sampflow's hub ------------------------------------
 
 pyvo_samp = pytest.importorskip("pyvo.samp")
-from pyvo.samp.tests.test_standard_profile import (  # noqa: E402
+from pyvo.samp.tests.test_standard_profile import (
     TestStandardProfile as _PyvoStandardProfileTests,
 )
-from pyvo.samp.tests.web_profile_test_helpers import (  # noqa: E402
+from pyvo.samp.tests.web_profile_test_helpers import (
     AlwaysApproveWebProfileDialog,
     SAMPIntegratedWebClient,
 )

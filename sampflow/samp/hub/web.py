@@ -65,14 +65,14 @@ if TYPE_CHECKING:
     from .server import AsyncHub
 
 __all__ = [
+    "CLIENT_ACCESS_POLICY_XML",
+    "CROSS_DOMAIN_XML",
+    "WEB_PORT",
     "WebProfile",
+    "add_web_arguments",
     "attach_web_profile",
     "attach_web_profile_from_args",
-    "add_web_arguments",
     "web_profile_of",
-    "WEB_PORT",
-    "CROSS_DOMAIN_XML",
-    "CLIENT_ACCESS_POLICY_XML",
 ]
 
 log = logging.getLogger("sampflow.hub.web")
@@ -143,7 +143,7 @@ class _PullQueue:
     """Callbacks waiting for one web client, and at most one ``pullCallbacks`` waiting
     for them (section 5.3.2)."""
 
-    __slots__ = ("items", "waiter", "closed", "idle_timer")
+    __slots__ = ("closed", "idle_timer", "items", "waiter")
 
     def __init__(self) -> None:
         self.items: deque[dict[str, Any]] = deque()
@@ -174,7 +174,7 @@ class _PullQueue:
             waiter = self.waiter = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 if self.waiter is waiter:
@@ -519,7 +519,7 @@ class WebProfile:
                     await response.write(chunk)
                 await response.write_eof()
                 return response
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return web.Response(status=502, text=f"could not fetch: {exc}\n", headers=headers)
 
 

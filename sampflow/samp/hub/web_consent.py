@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 __all__ = [
-    "ConsentRequest",
-    "AsyncConsent",
     "AllowList",
-    "TerminalPrompt",
+    "AsyncConsent",
     "ConsentGate",
-    "as_consent",
+    "ConsentRequest",
+    "TerminalPrompt",
     "allow_all_for_testing",
-    "deny_all",
+    "as_consent",
     "default_consent",
+    "deny_all",
     "normalise_origin",
 ]
 
@@ -263,9 +263,8 @@ def as_consent(policy: Any, *, timeout: float = 60.0) -> AsyncConsent:
         return refuse
     if hasattr(policy, "show_dialog") and hasattr(policy, "handle_queue"):
         return _DialogConsent(policy, timeout)
-    if inspect.iscoroutinefunction(policy) or inspect.iscoroutinefunction(
-        getattr(policy, "__call__", None)
-    ):
+    method = type(policy).__call__ if callable(policy) else None
+    if inspect.iscoroutinefunction(policy) or inspect.iscoroutinefunction(method):
         return policy  # type: ignore[no-any-return]
     if callable(policy):
         return _ThreadedConsent(policy)
@@ -346,7 +345,7 @@ class ConsentGate:
         self.pending += 1
         try:
             return bool(await asyncio.wait_for(self.policy(request), self.timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("refused %s: no consent within %g s", request.describe(), self.timeout)
             return False
         except Exception:  # a broken policy refuses; the hub keeps serving

@@ -48,7 +48,8 @@ def ensure_node_modules(timeout: float = 300.0) -> None:
         return
     lock = WEB_DIR / "package-lock.json"
     argv = ["npm", "ci" if lock.exists() else "install", "--no-audit", "--no-fund"]
-    done = subprocess.run(argv, cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(argv, cwd=WEB_DIR, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if done.returncode != 0 or not all(p.exists() for p in wanted):
         raise RuntimeError(f"{' '.join(argv)} failed in {WEB_DIR}:\n{done.stdout}\n{done.stderr}")
 
@@ -68,7 +69,7 @@ class PageServer:
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         return f"{self.origin}/page.html" + (f"?{qs}" if qs else "")
 
-    async def start(self) -> "PageServer":
+    async def start(self) -> PageServer:
         files = {"page.html": WEB_DIR / "page.html",
                  "samp.js": NODE_MODULES / "sampjs" / "samp.js"}
 
@@ -98,7 +99,7 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float = 5.0) -> N
         try:
             await asyncio.wait_for(proc.wait(), grace)
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
 
 

@@ -19,9 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import peers
+import pytest
 from browser import web_port_of
 from samphub import SampflowHub
 

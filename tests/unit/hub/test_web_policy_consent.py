@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from sampflow.samp.errors import LocalProtocolError
 from sampflow.samp.hub.core import HubCore
 from sampflow.samp.hub.registry import Profile
 from sampflow.samp.hub.web_consent import (
@@ -18,7 +19,6 @@ from sampflow.samp.hub.web_consent import (
     default_consent,
 )
 from sampflow.samp.hub.web_policy import MTypeRestriction, UrlControl
-from sampflow.samp.errors import LocalProtocolError
 
 
 def message(mtype: str, **params: str) -> dict:
@@ -142,7 +142,8 @@ async def test_astropy_style_dialog_is_supported() -> None:
     import threading
 
     class Dialog:  # the interface of astropy's / pyvo's WebProfileDialog
-        seen: list = []
+        def __init__(self) -> None:
+            self.seen: list = []
 
         def handle_queue(self) -> None:
             request = self.queue_request.get(timeout=5)  # type: ignore[attr-defined]
