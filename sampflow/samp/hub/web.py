@@ -33,16 +33,13 @@ import argparse
 import asyncio
 import ipaddress
 import logging
-import os
 import re
 import secrets
 import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-import aiohttp
 from aiohttp import web
 
 from ..errors import LocalProtocolError, ProtocolError
@@ -60,6 +57,7 @@ from .web_consent import (
     normalise_origin,
 )
 from .web_policy import DEFAULT_HARMLESS_MTYPES, MTypeRestriction, UrlControl
+from .web_translator import UrlTranslator
 
 if TYPE_CHECKING:
     from .server import AsyncHub
@@ -219,13 +217,12 @@ class WebProfile:
         self.core = service.core
         self.gate = ConsentGate(as_consent(consent, timeout=consent_timeout),
                                 timeout=consent_timeout)
-        self.urls = UrlControl()
+        self.translator = UrlTranslator(UrlControl())
+        self.urls = self.translator.urls
         self.idle_timeout = idle_timeout
         self.max_body = max_body
         self.port: int | None = None
         self._queues: dict[ClientRecord, _PullQueue] = {}
-        self._translators: dict[str, ClientRecord] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._extra = {"allowReverseCallbacks": (2, self._allow_callbacks)}
         self.restriction: MTypeRestriction | None = None
         if harmless_mtypes is not None:
@@ -249,7 +246,7 @@ class WebProfile:
         app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
         app.router.add_get("/crossdomain.xml", self._policy_file(CROSS_DOMAIN_XML))
         app.router.add_get("/clientaccesspolicy.xml", self._policy_file(CLIENT_ACCESS_POLICY_XML))
-        app.router.add_get("/translator/{token}", self._translate)
+        app.router.add_get("/translator/{token}", self.translator.handle)
         app.router.add_post("/{tail:.*}", self._xmlrpc)
         app.router.add_get("/{tail:.*}", self._info)
         app.on_shutdown.append(self._on_shutdown)
@@ -393,7 +390,7 @@ class WebProfile:
                                                   "translator": token})
         record = self.core.registry.by_key(reg["samp.private-key"])
         self._queues[record] = _PullQueue()
-        self._translators[token] = record
+        self.translator.add(token, record)
         log.info("registered web client %s: %s", record.public_id, request.describe())
         return {**reg, "samp.url-translator": f"http://{host}/translator/{token}?"}
 
@@ -468,59 +465,12 @@ class WebProfile:
         queue = self._queues.pop(record, None)
         if queue is not None:
             queue.close()
-            self._translators.pop(record.info.get("translator", ""), None)
+            self.translator.remove(record.info.get("translator", ""))
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for queue in self._queues.values():
             queue.close()
-        if self._session is not None:
-            await self._session.close()
-
-    # -- URL translator (section 5.4.3) --------------------------------------------------------
-    async def _translate(self, request: web.Request) -> web.StreamResponse:
-        record = self._translators.get(request.match_info["token"])
-        if record is None:
-            return web.Response(status=404, text="unknown translator\n")
-        origin = self._origin(request)
-        registered = record.info.get("origin")
-        if origin and (registered is None or normalise_origin(origin) != normalise_origin(registered)):
-            return web.Response(status=403, text="origin differs from the registered one\n")
-        raw = request.rel_url.raw_query_string
-        target = raw if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", raw) else unquote(raw)
-        if not self.urls.allows(target):
-            log.warning("translator refused %s to web client %s: not offered by a desktop client",
-                        target[:200], record.public_id)
-            return web.Response(status=403, text="that URL was not offered to web clients\n")
-        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
-        parts = urlsplit(target)
-        scheme = parts.scheme.lower()
-        if scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                return web.Response(status=404, text="remote file URLs are not served\n")
-            path = unquote(parts.path)
-            if not os.path.isfile(path):
-                return web.Response(status=404, text="no such file\n")
-            return web.FileResponse(path, headers=headers)
-        if scheme in ("http", "https"):
-            return await self._proxy(request, target, headers)
-        return web.Response(status=501, text=f"cannot translate {scheme} URLs\n")
-
-    async def _proxy(self, request: web.Request, target: str,
-                     headers: dict[str, str]) -> web.StreamResponse:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=10, sock_read=60))
-        try:
-            async with self._session.get(target, allow_redirects=False) as upstream:
-                response = web.StreamResponse(status=upstream.status, headers=headers)
-                response.content_type = upstream.content_type
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_chunked(65536):
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return web.Response(status=502, text=f"could not fetch: {exc}\n", headers=headers)
+        await self.translator.close()
 
 
 class _OriginRefused(Exception):
