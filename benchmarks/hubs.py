@@ -1,0 +1,256 @@
+"""Start, probe and stop the hubs under test, each as its own subprocess.
+
+Every hub gets its own temporary folder holding its lockfile and a ``HOME`` of its own (so the
+real ``~/.samp`` is never read or written), is stopped with SIGTERM by its PID and SIGKILLed
+if it has not exited within a few seconds. `run_limited` runs a load generator the same way,
+with a wall-clock limit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["HUBS", "JSAMP_JAR", "Hub", "HubError", "LimitedRun", "run_limited", "client_env",
+           "raise_fd_limit", "rss_kb", "java_available"]
+
+HUBS = ("sampflow", "pyvo", "jsamp")
+JSAMP_JAR = os.environ.get("JSAMP_JAR", "/usr/share/java/jsamp.jar")
+
+#: Processes started here and not yet reaped; killed at interpreter exit whatever happens.
+_LIVE: dict[int, subprocess.Popen] = {}
+
+
+class HubError(RuntimeError):
+    """A hub did not start, or stopped answering."""
+
+
+def java_available() -> bool:
+    """Whether ``java`` and the JSAMP jar are both present."""
+    return shutil.which("java") is not None and Path(JSAMP_JAR).is_file()
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft open-file limit to the hard one (500 clients need a few thousand)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def rss_kb(pid: int) -> int | None:
+    """Resident set size of process `pid` in KiB (``VmRSS`` of ``/proc/<pid>/status``)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def client_env(lockfile: Path, home: Path) -> dict[str, str]:
+    """Environment for a client of the hub whose lockfile is `lockfile`."""
+    env = dict(os.environ)
+    env["SAMP_HUB"] = f"std-lockurl:file://{lockfile}"
+    env["HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    repo = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _kill_group(popen: subprocess.Popen) -> None:
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)  # its own session: only what it started
+        with contextlib.suppress(ProcessLookupError):
+            popen.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        popen.wait(10)
+    _LIVE.pop(popen.pid, None)
+
+
+atexit.register(lambda: [_kill_group(p) for p in list(_LIVE.values())])
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                 start_new_session=True, preexec_fn=raise_fd_limit)
+    _LIVE[popen.pid] = popen
+    return popen
+
+
+def _read_lockfile(path: Path) -> dict[str, str]:
+    info: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text("utf-8", "replace").splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                info[key.strip()] = value.strip()
+    return info
+
+
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def make_connection(self, host):  # type: ignore[no-untyped-def]
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout
+        return conn
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    """Whether the hub at `url` answers ``samp.hub.ping``."""
+    try:
+        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
+    except (OSError, xmlrpc.client.Error):
+        return False
+    return True
+
+
+class Hub:
+    """One hub subprocess of kind ``sampflow``, ``pyvo`` or ``jsamp``.
+
+    Parameters
+    ----------
+    kind : str
+        Which hub.
+    workdir : Path
+        A fresh folder for this hub: lockfile, ``HOME``, log.
+    """
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        if kind not in HUBS:
+            raise ValueError(f"unknown hub {kind!r}")
+        self.kind = kind
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.home = self.workdir / "home"
+        self.home.mkdir(exist_ok=True)
+        self.lockfile = (self.workdir / "samp-lock").resolve()
+        self.log_path = self.workdir / "hub.log"
+        self.popen: subprocess.Popen | None = None
+        self.url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def env(self) -> dict[str, str]:
+        """Environment for this hub's clients."""
+        return client_env(self.lockfile, self.home)
+
+    def argv(self) -> list[str]:
+        if self.kind == "jsamp":
+            return ["java", "-jar", JSAMP_JAR, "hub", "-mode", "no-gui", "-profiles", "std"]
+        return [sys.executable, "-m", "benchmarks._hubmain", self.kind, str(self.lockfile)]
+
+    def start(self, timeout: float = 60.0) -> "Hub":
+        """Spawn the hub and wait for its lockfile and a ``samp.hub.ping`` answer.
+
+        Raises
+        ------
+        HubError
+            If it exits or does not answer within `timeout` seconds (it is then killed).
+        """
+        if self.kind == "jsamp" and not java_available():
+            raise HubError(f"java or {JSAMP_JAR} not found")
+        with contextlib.suppress(FileNotFoundError):
+            self.lockfile.unlink()
+        self.popen = _spawn(self.argv(), self.env(), self.log_path, self.workdir)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                _LIVE.pop(self.popen.pid, None)
+                raise HubError(f"{self.kind} hub exited with status {self.popen.returncode}: "
+                               f"{self.log_tail()}")
+            url = _read_lockfile(self.lockfile).get("samp.hub.xmlrpc.url", "")
+            if url and ping(url):
+                self.url = url
+                return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise HubError(f"{self.kind} hub did not answer within {timeout:g} s")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        """Whether the process runs and answers ping."""
+        return self.popen is not None and self.popen.poll() is None and ping(self.url)
+
+    def rss_kb(self) -> int | None:
+        return rss_kb(self.pid) if self.popen is not None else None
+
+    def log_tail(self, chars: int = 600) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace").strip()
+        return ""
+
+    def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM by PID; SIGKILL (the whole session it started) after `grace` seconds."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_group(self.popen)
+        self.popen = None
+
+    def kill(self) -> None:
+        if self.popen is not None:
+            _kill_group(self.popen)
+            self.popen = None
+
+    def __enter__(self) -> "Hub":
+        return self if self.popen is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class LimitedRun:
+    """What `run_limited` saw."""
+
+    returncode: int | None  # None: killed at the time limit
+    output: str
+    seconds: float
+    timed_out: bool
+    limit: float
+
+
+def run_limited(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float) -> LimitedRun:
+    """Run `argv` in its own session; SIGKILL it (and its children) after `limit` seconds."""
+    log_path = Path(cwd) / f"run-{time.monotonic_ns()}.log"
+    t0 = time.monotonic()
+    popen = _spawn(argv, env, log_path, Path(cwd))
+    timed_out = False
+    try:
+        popen.wait(limit)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    _kill_group(popen)
+    seconds = time.monotonic() - t0
+    output = log_path.read_text("utf-8", "replace")
+    return LimitedRun(None if timed_out else popen.returncode, output, seconds, timed_out, limit)
