@@ -164,6 +164,14 @@ def _no_surviving_peer_processes() -> Iterator[None]:
         pytest.fail(
             f"peer processes survived their fixtures (now killed): {survivors}", pytrace=False
         )
+    children = _peers.descendants()
+    if children:
+        # Not started through tests/peers.py (e.g. a hub a test ran with subprocess), so they
+        # are reported; they are stopped too, lest they outlive the run.
+        for pid, _ in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"child processes outlived every test (now killed): {children}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

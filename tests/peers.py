@@ -70,6 +70,7 @@ __all__ = [
     "ToolResult",
     "XDisplay",
     "aladin",
+    "descendants",
     "ds9",
     "jsamp_hub",
     "kill_survivors",
@@ -260,6 +261,45 @@ def kill_survivors(grace: float = 1.0) -> list[tuple[int, str]]:
 
 
 atexit.register(kill_survivors)
+
+
+def descendants(pid: int | None = None) -> list[tuple[int, str]]:
+    """List live (non-zombie) descendants of a process, by parent links in ``/proc``.
+
+    Multiprocessing's helper processes (``resource_tracker``, ``forkserver``), which live
+    until their interpreter exits by design, are left out. Linux only; empty elsewhere.
+
+    Parameters
+    ----------
+    pid : int, optional
+        Defaults to this process.
+
+    Returns
+    -------
+    list of (int, str)
+        ``(pid, command line)`` pairs.
+    """
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] in ("Z", "X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        cmdlines[int(entry.name)] = cmd.strip()
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        child = todo.pop()
+        todo.extend(children.get(child, []))
+        if "multiprocessing" not in cmdlines[child]:
+            found.append((child, cmdlines[child]))
+    return found
+
 
 #: Environment variable marking every process started here with its owner ``pid:starttime``,
 #: so that :func:`reap_orphans` can find peers whose test process was killed outright.
@@ -487,7 +527,9 @@ def peer_env(
     ----------
     home : pathlib.Path
         Temporary home directory: ``HOME``, the ``XDG_*`` directories and Java's
-        ``-Duser.home`` (through ``JAVA_TOOL_OPTIONS``, which launcher scripts pass on).
+        ``-Duser.home`` (through ``JAVA_TOOL_OPTIONS``, which launcher scripts pass on; the
+        JVM then prints "Picked up JAVA_TOOL_OPTIONS" on stderr). Java clients also get
+        ``-Djsamp.server.port=0`` so that none binds JSAMP's default fixed port.
     lockfile : pathlib.Path, optional
         Hub lockfile, announced as ``SAMP_HUB=std-lockurl:file://<abs path>``.
     display : str, optional
@@ -523,7 +565,10 @@ def peer_env(
         ("XDG_STATE_HOME", ".local/state"),
     ):
         env[var] = str(home / sub)
-    env["JAVA_TOOL_OPTIONS"] = " ".join([f"-Duser.home={home}", *java_options])
+    # jsamp.server.port=0: JSAMP clients (TOPCAT...) would otherwise try the fixed port 2525.
+    env["JAVA_TOOL_OPTIONS"] = " ".join(
+        [f"-Duser.home={home}", "-Djsamp.server.port=0", *java_options]
+    )
     if lockfile is not None:
         env["SAMP_HUB"] = "std-lockurl:" + Path(lockfile).resolve().as_uri()
     if display is not None:
