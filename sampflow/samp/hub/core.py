@@ -37,7 +37,13 @@ __all__ = [
     "MessageFilter",
     "MessageObserver",
     "HUB_EVENT_MTYPES",
+    "PROFILE_MTYPE",
 ]
+
+#: A sampflow extension the hub client answers (as a call): params ``{"id": public-id}``,
+#: result ``{"profile": "standard" | "web" | "hub"}``. It lets a client (the rules engine)
+#: tell Web Profile clients from the others without the hub touching anyone's metadata.
+PROFILE_MTYPE = "sampflow.hub.profile"
 
 #: Administrative MTypes the hub sends (section 3.12 / MType list 6.1).
 HUB_EVENT_MTYPES = (
@@ -159,7 +165,7 @@ class HubCore:
         self.hub.metadata = dict(
             metadata or {"samp.name": "sampflow-hub", "samp.description.text": "sampflow hub"}
         )
-        self.hub.subscriptions = {"samp.app.ping": {}}
+        self.hub.subscriptions = {"samp.app.ping": {}, PROFILE_MTYPE: {}}
         self.message_filter = message_filter
         #: `MessageObserver` callables, run for every message accepted from a client.
         self.message_observers: list[MessageObserver] = []
@@ -429,8 +435,15 @@ class HubCore:
         return msg_id
 
     def _hub_answer(self, message: dict) -> dict[str, Any]:
-        if message.get("samp.mtype") == "samp.app.ping":
+        mtype = message.get("samp.mtype")
+        if mtype == "samp.app.ping":
             return make_response()
+        if mtype == PROFILE_MTYPE:
+            params = message.get("samp.params") or {}
+            record = self.registry.get_id(params.get("id")) if isinstance(params, dict) else None
+            if record is None:
+                return error_response(f"no registered client with public id {params.get('id')!r}")
+            return make_response(result={"profile": record.profile.value})
         return error_response(f"the hub does not handle {message.get('samp.mtype')}")
 
     def expire(self, msg_id: str) -> bool:
