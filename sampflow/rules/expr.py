@@ -23,7 +23,9 @@ Namespace
 ``sender.name/.id``       its sender
 ``msg_id``, ``call``      the call's id, and whether a reply is expected
 ``client.name/.id``       the client of a hub event; ``hub_event`` its kind
-``file.path/.name/...``   ``path name stem suffix dir size url event header``
+``file.path/.name/...``   ``path name stem suffix dir size url event header kind``
+``file.kind``             what the content is: ``"image"`` (FITS image), ``"table"`` (FITS
+                          table or VOTable) or ``None``; the same test ``send_file`` makes
 ``header(KEY, default)``  a FITS header value of the event's file (headers only, lazily)
 ``timer.count/.every``    for ``every:`` triggers
 ``vars.NAME``             the file's variables (``vars:`` with ``--set`` overrides)
@@ -359,9 +361,10 @@ class FitsHeader(Mapping[str, Any]):
 
 
 class FileInfo:
-    """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header."""
+    """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header,
+    kind."""
 
-    __slots__ = ("dir", "event", "header", "name", "path", "stem", "suffix")
+    __slots__ = ("_kind", "dir", "event", "header", "name", "path", "stem", "suffix")
 
     def __init__(self, path: str, event: str = "") -> None:
         p = Path(path)
@@ -372,6 +375,23 @@ class FileInfo:
         self.dir = str(p.parent)
         self.event = event
         self.header = FitsHeader(self.path)
+        self._kind: str | None | bool = False  # False: not looked at yet
+
+    @property
+    def kind(self) -> str | None:
+        """``"image"`` for a FITS image, ``"table"`` for a FITS table or a VOTable, else None
+        (looked at once, headers only, as ``send_file`` does)."""
+        if self._kind is False:
+            from .actions.files import classify  # late: actions import this module
+            from .errors import ActionError
+
+            try:
+                mtype = classify(self.path)
+            except ActionError:
+                self._kind = None
+            else:
+                self._kind = "image" if mtype.startswith("image.") else "table"
+        return self._kind  # type: ignore[return-value]
 
     @property
     def size(self) -> int:
