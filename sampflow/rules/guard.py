@@ -6,7 +6,8 @@ sends and of every message it receives, for ``window`` seconds. An incoming mess
 and is dropped when
 
 * the engine itself sent the same message within the window (a tool, or another engine,
-  passing it back), or
+  passing it back), unless it comes from the client whose message the engine was relaying
+  (the user clicking the same row again in the tool the rule listens to), or
 * it received the same message from a *different* sender within the window (the copy that a
   second engine re-broadcast).
 
@@ -52,28 +53,28 @@ class EchoGuard:
     def __init__(self, window: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self._clock = clock
-        self._sent: OrderedDict[str, float] = OrderedDict()
+        self._sent: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._received: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def _prune(self, now: float) -> None:
         tables: tuple[OrderedDict[str, Any], ...] = (self._sent, self._received)
         for table in tables:
             while table:
-                v: Any = next(iter(table.values()))
-                t = v if isinstance(v, float) else v[0]
+                t = next(iter(table.values()))[0]
                 if now - t <= self.window:
                     break
                 table.popitem(last=False)
 
-    def note_sent(self, mtype: str, params: Any) -> None:
-        """Record a message the engine sends."""
+    def note_sent(self, mtype: str, params: Any, origin: str | None = None) -> None:
+        """Record a message the engine sends; ``origin`` is the id of the client whose message
+        caused it (the sender of the incoming message being relayed), if any."""
         if self.window <= 0:
             return
         now = self._clock()
         self._prune(now)
         fp = fingerprint(mtype, params)
         self._sent.pop(fp, None)
-        self._sent[fp] = now
+        self._sent[fp] = (now, origin)
 
     def is_echo(self, mtype: str, params: Any, sender_id: str) -> bool:
         """Whether an incoming message is an echo; records it as received if it is not."""
@@ -82,7 +83,8 @@ class EchoGuard:
         now = self._clock()
         self._prune(now)
         fp = fingerprint(mtype, params)
-        if fp in self._sent:
+        sent = self._sent.get(fp)
+        if sent is not None and sent[1] != sender_id:
             return True
         seen = self._received.get(fp)
         if seen is not None and seen[1] != sender_id:

@@ -114,7 +114,7 @@ class Outbox:
         msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
         entry = self._entry(action, to, msg)
         t0 = time.perf_counter()
-        self.guard.note_sent(mtype, msg["samp.params"])
+        self.guard.note_sent(mtype, msg["samp.params"], record.event.get("sender_id"))
         try:
             if not self.dry_run and self.messenger is not None:
                 await self.messenger.notify(to, msg)
@@ -131,7 +131,7 @@ class Outbox:
         msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
         entry = self._entry(action, to, msg)
         t0 = time.perf_counter()
-        self.guard.note_sent(mtype, msg["samp.params"])
+        self.guard.note_sent(mtype, msg["samp.params"], record.event.get("sender_id"))
         try:
             if self.dry_run or self.messenger is None:
                 response: dict[str, Any] = {"samp.status": "samp.ok", "samp.result": {}}
