@@ -21,7 +21,7 @@ from pathlib import Path
 from .hubs import HUBS, JSAMP_JAR, java_available, raise_fd_limit
 
 PRESETS = {
-    "tiny": dict(calc_nquery=4, calc_repeats=1, calc_limit=40, notify=20, calls=20,
+    "tiny": dict(calc_nquery=4, calc_repeats=1, calc_warmup=False, calc_limit=40, notify=20, calls=20,
                  client_repeats=1, client_limit=60, sizes=[1, 5], fanouts=1, scale_limit=60,
                  files=2, fire=10, settle=0.05, engine_limit=60),
     "quick": dict(calc_nquery=50, calc_repeats=1, calc_limit=30, notify=300, calls=300,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             log("part 1: calcstorm")
             results["calcstorm"] = run_calcstorm_part(
                 hubs, work, nclient=10, nquery=cfg["calc_nquery"], repeats=cfg["calc_repeats"],
-                limit=cfg["calc_limit"], log=log)
+                limit=cfg["calc_limit"], warmup=cfg.get("calc_warmup", True), log=log)
         if "2" in parts:
             from .pyclients import run_pyclients_part
             log("part 2: Python clients")

@@ -63,7 +63,7 @@ def calcstorm_once(hub: Hub, mode: str, nclient: int, nquery: int, limit: float
 
 
 def run_calcstorm_part(hub_kinds: list[str], workdir: Path, *, nclient: int, nquery: int,
-                       repeats: int, limit: float, log=print) -> dict:
+                       repeats: int, limit: float, warmup: bool = True, log=print) -> dict:
     """Run part 1; returns ``{"params": ..., "cells": {mode: {hub: Cell}}}``."""
     cells = {mode: {kind: Cell() for kind in hub_kinds} for mode in MODES}
     result = {"params": {"nclient": nclient, "nquery": nquery, "repeats": repeats,
@@ -88,7 +88,7 @@ def run_calcstorm_part(hub_kinds: list[str], workdir: Path, *, nclient: int, nqu
     try:
         for kind in hub_kinds:
             hubs[kind] = fresh(kind)
-            if hubs[kind] is not None:  # warm-up (JIT, imports, connection pools); not recorded
+            if warmup and hubs[kind] is not None:  # warm-up (JIT, imports, connection pools); not recorded
                 calcstorm_once(hubs[kind], "sync", min(nclient, 4), 5, limit)
         for rep in range(repeats):
             for mode in MODES:

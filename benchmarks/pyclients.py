@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import sys
 import threading
@@ -38,7 +39,7 @@ OK = {"samp.status": "samp.ok", "samp.result": {"y": "1"}}
 def percentile(values: list[float], q: float) -> float:
     """The `q`-quantile (0..1) of `values`, nearest rank."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 # -- workers (run in the subprocess) -------------------------------------------------------------
