@@ -29,7 +29,7 @@ from ..lockfile import (
 from ..xmlrpc import dumps_request, loads_response
 from .core import HubCore
 from .service import HubService
-from .standard import StandardProfile
+from .standard import StandardProfile, StandardRunner
 
 __all__ = ["AsyncHub", "SAMPHubServer", "HubAlreadyRunning", "probe_hub"]
 
@@ -170,7 +170,7 @@ class AsyncHub:
         if "://" in path:
             raise SAMPHubError(f"cannot write a lockfile at URL {path}")
         await self._check_lockfile(path)
-        runner = web.AppRunner(StandardProfile(self.service).app(), access_log=None,
+        runner = StandardRunner(StandardProfile(self.service).app(), access_log=None,
                                handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.addr, self.port, backlog=LISTEN_BACKLOG,

@@ -20,7 +20,7 @@ from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_respon
 from .registry import Profile
 from .service import HubService, hub_call
 
-__all__ = ["StandardProfile"]
+__all__ = ["StandardProfile", "StandardRunner"]
 
 log = logging.getLogger("sampflow.hub")
 
@@ -29,6 +29,72 @@ XML = "text/xml"
 
 #: Methods only the Standard Profile has (section 4.2.4), in the form of `COMMON_METHODS`.
 STANDARD_ONLY_METHODS = {"setXmlrpcCallback": (2, hub_call("set_callback"))}
+
+
+class _BareLFRequestHandler(web.RequestHandler):
+    """aiohttp's request handler, accepting header lines that end with a bare LF.
+
+    SAO DS9's Tcl XML-RPC client writes ``POST /xmlrpc HTTP/1.0\\n...``, which aiohttp's parser
+    refuses (400). The first line of a connection tells: if it ends with CRLF nothing is ever
+    touched again; otherwise each LF in the request head gets its CR, and the rest (the body,
+    and everything after: such clients speak HTTP/1.0, one request per connection) passes as
+    it is.
+    """
+
+    __slots__ = ("_lf_mode", "_lf_prev", "_lf_blank")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lf_mode: bool | None = None  # None: undecided; True: fixing the head; False: off
+        self._lf_prev = 0
+        self._lf_blank = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._lf_mode is None:
+            eol = data.find(b"\n")
+            if eol < 0:
+                super().data_received(data)
+                return
+            self._lf_mode = eol == 0 or data[eol - 1] != 13
+        if self._lf_mode:
+            data = self._fix_head(data)
+        super().data_received(data)
+
+    def _fix_head(self, data: bytes) -> bytes:
+        out = bytearray()
+        prev, blank = self._lf_prev, self._lf_blank
+        for i, byte in enumerate(data):
+            if byte == 10:
+                if prev != 13:
+                    out.append(13)
+                out.append(10)
+                if blank:  # the empty line: end of the head
+                    self._lf_mode = False
+                    out += data[i + 1:]
+                    break
+                blank = True
+            else:
+                out.append(byte)
+                if byte != 13:
+                    blank = False
+            prev = byte
+        self._lf_prev, self._lf_blank = prev, blank
+        return bytes(out)
+
+
+class _BareLFServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _BareLFRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class StandardRunner(web.AppRunner):
+    """`web.AppRunner` for the Standard Profile: also serves clients that end header lines
+    with a bare LF (SAO DS9), see `_BareLFRequestHandler`."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _BareLFServer
+        return server
 
 
 class StandardProfile:
