@@ -24,7 +24,7 @@ PRESETS = {
     "tiny": dict(calc_nquery=4, calc_repeats=1, calc_warmup=False, calc_limit=40, notify=20, calls=20,
                  client_repeats=1, client_limit=60, sizes=[1, 5], fanouts=1, scale_limit=60,
                  files=2, fire=10, settle=0.05, engine_limit=60),
-    "quick": dict(calc_nquery=50, calc_repeats=1, calc_limit=30, notify=300, calls=300,
+    "quick": dict(calc_nquery=50, calc_repeats=1, calc_limit=30, notify=200, calls=200,
                   client_repeats=1, client_limit=60, sizes=[1, 10, 100, 500], fanouts=2,
                   scale_limit=90, files=10, fire=300, settle=0.05, engine_limit=90),
     "full": dict(calc_nquery=200, calc_repeats=3, calc_limit=120, notify=1000, calls=1000,

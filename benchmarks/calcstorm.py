@@ -28,6 +28,12 @@ class Cell:
 
     rates: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: Hub CPU time (user + system, all threads) per message, microseconds, per run.
+    cpu_us: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu_us) if self.cpu_us else None
 
     @property
     def median(self) -> float | None:
@@ -46,20 +52,24 @@ class Cell:
 
 
 def calcstorm_once(hub: Hub, mode: str, nclient: int, nquery: int, limit: float
-                   ) -> tuple[float | None, str | None]:
-    """One calcstorm run; returns (messages per second, None) or (None, failure text)."""
+                   ) -> tuple[float | None, str | None, float | None]:
+    """One calcstorm run; returns (messages per second, None, hub CPU us per message) or
+    (None, failure text, None)."""
     argv = ["java", "-jar", JSAMP_JAR, "calcstorm", "-nclient", str(nclient),
             "-nquery", str(nquery), "-mode", mode]
+    cpu0 = hub.cpu_seconds()
     run = run_limited(argv, env=hub.env(), cwd=hub.workdir, limit=limit)
+    cpu1 = hub.cpu_seconds()
     if run.timed_out:
-        return None, f"hung: killed at the {limit:g} s limit"
+        return None, f"hung: killed at the {limit:g} s limit", None
     match = _ELAPSED.search(run.output)
     if run.returncode != 0 or match is None:
         lines = [ln for ln in run.output.strip().splitlines() if ln.strip()]
         why = next((ln for ln in lines if "Exception" in ln or "Error" in ln),
                    lines[-1] if lines else "")
-        return None, f"failed (exit {run.returncode}): {why.strip()[:100]}"
-    return 1e6 / max(int(match.group(2)), 1), None
+        return None, f"failed (exit {run.returncode}): {why.strip()[:100]}", None
+    cpu = (cpu1 - cpu0) * 1e6 / (nclient * nquery) if cpu0 is not None and cpu1 else None
+    return 1e6 / max(int(match.group(2)), 1), None, cpu
 
 
 def run_calcstorm_part(hub_kinds: list[str], workdir: Path, *, nclient: int, nquery: int,
@@ -101,15 +111,17 @@ def run_calcstorm_part(hub_kinds: list[str], workdir: Path, *, nclient: int, nqu
                     if hub is None:
                         cells[mode][kind].failures.append("hub did not start")
                         continue
-                    rate, failure = calcstorm_once(hub, mode, nclient, nquery, limit)
+                    rate, failure, cpu = calcstorm_once(hub, mode, nclient, nquery, limit)
                     if rate is not None:
                         cells[mode][kind].rates.append(rate)
+                        if cpu is not None:
+                            cells[mode][kind].cpu_us.append(cpu)
                     else:
                         cells[mode][kind].failures.append(failure or "failed")
                         hub.stop()  # a hub that hung may hold stuck calls: start afresh
                         hubs[kind] = None
                     log(f"  calcstorm rep {rep + 1}/{repeats} {mode:6} {kind:8} "
-                        f"{f'{rate:,.0f} msg/s' if rate else failure}")
+                        f"{f'{rate:,.0f} msg/s, hub CPU {cpu or 0:,.0f} us/msg' if rate else failure}")
     finally:
         for hub in hubs.values():
             if hub is not None:

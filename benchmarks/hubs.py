@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["HUBS", "JSAMP_JAR", "Hub", "HubError", "LimitedRun", "run_limited", "client_env",
-           "raise_fd_limit", "rss_kb", "java_available"]
+           "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available"]
 
 HUBS = ("sampflow", "pyvo", "jsamp")
 JSAMP_JAR = os.environ.get("JSAMP_JAR", "/usr/share/java/jsamp.jar")
@@ -59,6 +59,16 @@ def rss_kb(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time used so far by process `pid` (all its threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def client_env(lockfile: Path, home: Path) -> dict[str, str]:
@@ -197,6 +207,9 @@ class Hub:
 
     def rss_kb(self) -> int | None:
         return rss_kb(self.pid) if self.popen is not None else None
+
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self.pid) if self.popen is not None else None
 
     def log_tail(self, chars: int = 600) -> str:
         with contextlib.suppress(OSError):

@@ -36,7 +36,10 @@ def _calcstorm(part: dict, hubs: list[str]) -> list[str]:
              "",
              f"Messages per second (higher is better), median of {p['repeats']} interleaved "
              f"run(s) per cell; each run is limited to {p['limit']:g} s. Ratio = sampflow's "
-             "throughput / the other hub's. Targets: >= 1.5x JSAMP, >= 3x pyvo.",
+             "throughput / the other hub's. Targets: >= 1.5x JSAMP, >= 3x pyvo. calcstorm's "
+             "elapsed time includes its own JVM clients' work (about half the CPU), so the second "
+             "table gives the hub process's own CPU time per message (user + system, all threads, "
+             "from /proc), which the machine's other load disturbs much less.",
              "",
              "| mode | " + " | ".join(NAMES[h] for h in hubs) + " | " +
              " | ".join(f"sampflow / {NAMES[h]}" for h in others) + " | targets |",
@@ -59,6 +62,15 @@ def _calcstorm(part: dict, hubs: list[str]) -> list[str]:
         verdict = "met" if met and all(met) else "MISSED"
         lines.append(f"| {mode} | " + " | ".join(row[h].text() for h in hubs) + " | " +
                      " | ".join(ratios) + f" | {verdict} |")
+    lines += ["", "| mode | " + " | ".join(f"{NAMES[h]} hub CPU (us/msg)" for h in hubs) + " | " +
+              " | ".join(f"{NAMES[h]} / sampflow CPU" for h in others) + " |",
+              "|---" * (1 + len(hubs) + len(others)) + "|"]
+    for mode in MODES:
+        row = part["cells"][mode]
+        ours = row["sampflow"].cpu_median
+        lines.append(f"| {mode} | " + " | ".join(_f(row[h].cpu_median) for h in hubs) + " | " +
+                     " | ".join(_ratio(row[h].cpu_median, ours, False) if ours else "n/a"
+                                for h in others) + " |")
     return lines + [""]
 
 
