@@ -155,8 +155,10 @@ class SampflowHub:
         home = self.log_dir / "hub-home"
         home.mkdir(exist_ok=True)
         self.log_path = self.log_dir / f"sampflow-hub-{time.monotonic_ns()}.log"
+        web = [] if any(a.startswith(("--web-port", "--no-web-profile")) for a in self.args) \
+            else ["--web-port", "0"]  # parallel tests must not fight over port 21012
         argv = [*sampflow_argv(), *(["-v"] if self.verbose else []), "hub",
-                "--lockfile", str(self.lockfile), *self.args]
+                "--lockfile", str(self.lockfile), *web, *self.args]
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env=hub_env(home),
