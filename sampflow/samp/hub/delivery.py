@@ -45,10 +45,23 @@ class Deliverer:
         self._queues: dict[ClientRecord, asyncio.Queue[Delivery]] = {}
         self._tasks: dict[ClientRecord, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._closing_session: aiohttp.ClientSession | None = None
+        #: Clients whose callback server closes connections without saying so (SAO DS9
+        #: answers HTTP/1.1 with no ``Connection: close``, then closes): no keep-alive for them.
+        self._no_keepalive: set[str] = set()
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self, keepalive: bool = True) -> aiohttp.ClientSession:
+        if not keepalive:
+            if self._closing_session is None or self._closing_session.closed:
+                self._closing_session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0, force_close=True),
+                    timeout=self._timeout,
+                    skip_auto_headers=("User-Agent",),
+                    headers={"Content-Type": "text/xml"},
+                )
+            return self._closing_session
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, force_close=False)
             self._session = aiohttp.ClientSession(
@@ -78,6 +91,7 @@ class Deliverer:
         """Drop `recipient`'s queue and what is still in it (it left the hub; the core has
         already answered the calls it owed)."""
         self._queues.pop(recipient, None)
+        self._no_keepalive.discard(recipient.public_id)
         task = self._tasks.pop(recipient, None)
         if task is not None:
             task.cancel()
@@ -97,11 +111,24 @@ class Deliverer:
         body = dumps_request(
             f"samp.client.{delivery.method}", (recipient.private_key, *delivery.args)
         )
+        keepalive = recipient.public_id not in self._no_keepalive
         try:
-            async with self._get_session().post(url, data=body) as response:
-                payload = await response.read()
-            if response.status != 200:
-                raise MalformedRequest(f"HTTP {response.status}")
+            try:
+                status, payload = await self._post(url, body, keepalive)
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError) or not keepalive:
+                    raise
+                # A kept-alive connection the client had closed: once more on a new one, and
+                # no keep-alive for this client from now on.
+                log.debug("callback %s closed a kept-alive connection (%s); not reusing its "
+                          "connections any more", url, exc)
+                self._no_keepalive.add(recipient.public_id)
+                try:
+                    status, payload = await self._post(url, body, False)
+                except aiohttp.ClientConnectorError:
+                    raise exc from None  # gone: reported as before, from the first failure
+            if status != 200:
+                raise MalformedRequest(f"HTTP {status}")
             loads_response(payload)
         except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
             self._on_failure(delivery, f"callback {url} refused the connection ({exc})", True)
@@ -111,6 +138,10 @@ class Deliverer:
             self._on_failure(delivery, f"client fault: {fault.faultString}", False)
         except (aiohttp.ClientError, MalformedRequest, OSError) as exc:
             self._on_failure(delivery, f"callback {url} failed: {exc}", False)
+
+    async def _post(self, url: str, body: bytes, keepalive: bool) -> tuple[int, bytes]:
+        async with self._get_session(keepalive).post(url, data=body) as response:
+            return response.status, await response.read()
 
     async def flush(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for every queue to empty (used before shutdown)."""
@@ -126,6 +157,7 @@ class Deliverer:
             task.cancel()
         self._tasks.clear()
         self._queues.clear()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._closing_session):
+            if session is not None:
+                await session.close()
+        self._session = self._closing_session = None
