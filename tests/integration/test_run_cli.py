@@ -482,3 +482,53 @@ async def test_without_a_hub_run_starts_an_embedded_one(tmp_path: Path, engines:
         assert (await names(rs[0])).get(engine_id) == "sampflow"
     assert engine.terminate() == 0
     assert not lock.exists()  # the embedded hub removed its lockfile
+
+
+# ------------------------------------------------ catch-up: a progress bar on a terminal
+
+def test_catch_up_shows_a_progress_bar_on_a_terminal(tmp_path: Path, hub: SampflowHub) -> None:
+    import pty
+    import select
+
+    import peers as peerlib
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    n = 40
+    for i in range(n):
+        write_image(folder / f"old{i:02d}.fits")
+    (folder / "notes.txt").write_text("not an image")
+    trace = tmp_path / "trace.jsonl"
+    home = tmp_path / "home"
+    home.mkdir()
+    master, slave = pty.openpty()
+    argv = [*sampflow_argv(), "run", str(RULES / "watch-folder.yaml"), "--no-web-profile",
+            "--lockfile", str(hub.lockfile), "--hub", "connect", "--trace", str(trace),
+            "--set", f"folder={folder}", "--set", "catch_up=yes", "--set",
+            "images_to=receiver", "--dry-run"]
+    output = b""
+    with peerlib.ProbeClient(hub.lockfile, name="receiver"):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                                env=hub_env(home), cwd=tmp_path, start_new_session=True)
+        os.close(slave)
+        try:
+            deadline = time.monotonic() + 90
+            while f"{n}/{n}".encode() not in output:
+                assert time.monotonic() < deadline and proc.poll() is None, output[-3000:]
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if ready:
+                    with contextlib.suppress(OSError):
+                        output += os.read(master, 65536)
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            os.close(master)
+    text = output.decode("utf-8", "replace")
+    assert re.search(rf"catch-up {re.escape(str(folder))}: \[#+\] {n}/{n} 100%", text), text
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert sorted(r["event"]["path"] for r in records) == sorted(
+        str(folder / f"old{i:02d}.fits") for i in range(n))
+    assert {r["event"]["kind"] for r in records} == {"existing"}

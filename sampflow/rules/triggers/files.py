@@ -13,7 +13,8 @@ The event kind is that of the first event in the burst: a file created and then 
 ``created``. A file written under a temporary name and renamed into place fires once, as
 ``moved`` (or as ``created`` when the temporary name matched the patterns too, as the file is
 new). ``deleted`` fires at once. ``catch_up: true`` fires ``existing`` for the files already
-there when watching starts (oldest first). ``poll: SECONDS`` uses watchdog's polling observer
+there when watching starts (oldest first), with a progress bar of the runs they start when
+stderr is a terminal (:class:`CatchUpProgress`). ``poll: SECONDS`` uses watchdog's polling observer
 (network file systems), where only the size-and-time test applies.
 
 Patterns and ignore globs are matched case-insensitively against the file name, or against the
@@ -29,6 +30,8 @@ import asyncio
 import fnmatch
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +54,7 @@ from ..events import Event, FileEvent
 from ..model import FilesTrigger
 from .bus import EventBus
 
-__all__ = ["FolderWatch", "attach"]
+__all__ = ["CatchUpProgress", "FolderWatch", "attach"]
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +233,13 @@ class FolderWatch:
         if p.kind in self.config.events:
             self._emit(p.kind, path)
 
-    def _emit(self, kind: str, path: str) -> None:
+    def _emit(self, kind: str, path: str) -> Any:
         self.fired += 1
         try:
-            self._fire(FileEvent(kind, path))
+            return self._fire(FileEvent(kind, path))
         except Exception:  # the engine isolates rules; this only guards the watcher itself
             log.exception("file trigger for %s failed", path)
+            return None
 
     async def _scan_existing(self) -> None:
         def scan() -> list[str]:
@@ -252,10 +256,111 @@ class FolderWatch:
                             pass
             return [p for _, p in sorted(found)]
 
-        for path in await self._loop.run_in_executor(None, scan):
-            if path not in self._pending:
-                self._emit("existing", path)
-            await asyncio.sleep(0)
+        paths = await self._loop.run_in_executor(None, scan)
+        progress = CatchUpProgress.for_terminal(len(paths), f"catch-up {self._root}")
+        try:
+            for path in paths:
+                result = self._emit("existing", path) if path not in self._pending else None
+                if progress is not None:
+                    progress.track(result)
+                await asyncio.sleep(0)
+            if progress is not None:
+                await progress.wait()
+        finally:
+            if progress is not None:
+                progress.close()
+
+
+class CatchUpProgress:
+    """A one-line progress bar on a terminal for the runs a catch-up scan started.
+
+    ``track(result)`` takes what the engine returned for one file (a future of the run, or
+    None when no run started: the condition did not hold); the bar counts runs that finished.
+
+    Parameters
+    ----------
+    total : int
+        How many files the scan found.
+    label : str
+        Shown before the bar.
+    stream : text file
+        Where to draw (stderr).
+    """
+
+    WIDTH = 30
+
+    def __init__(self, total: int, label: str, stream: Any) -> None:
+        self.total = total
+        self.label = label
+        self.stream = stream
+        self.done = 0
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._last_draw = 0.0
+        self._closed = False
+
+    @classmethod
+    def for_terminal(cls, total: int, label: str, stream: Any = None
+                     ) -> "CatchUpProgress | None":
+        """A bar when ``stream`` (default stderr) is a terminal and there is work, else None."""
+        stream = sys.stderr if stream is None else stream
+        try:
+            tty = stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        return cls(total, label, stream) if tty and total > 0 else None
+
+    def track(self, result: Any) -> None:
+        """Count ``result``'s run as done when it finishes (at once if it is not a future)."""
+        if isinstance(result, asyncio.Future) and not result.done():
+            self._pending.add(result)
+            result.add_done_callback(self._finished)
+        else:
+            self._advance()
+
+    def _finished(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.discard(fut)
+        self._advance()
+
+    def _advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.done >= self.total or now - self._last_draw >= 0.1:
+            self._last_draw = now
+            self.draw()
+
+    def render(self) -> str:
+        """The bar's text, e.g. ``catch-up /data: [#######.......]  12/30  40%``."""
+        frac = min(self.done / self.total, 1.0) if self.total else 1.0
+        filled = int(frac * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        return f"{self.label}: [{bar}] {self.done}/{self.total} {frac:4.0%}"
+
+    def draw(self) -> None:
+        """Redraw the line in place."""
+        if self._closed:
+            return
+        try:
+            self.stream.write("\r" + self.render())
+            self.stream.flush()
+        except (OSError, ValueError):
+            self._closed = True
+
+    async def wait(self) -> None:
+        """Wait until every tracked run has finished."""
+        while self._pending:
+            await asyncio.wait(set(self._pending))
+
+    def close(self) -> None:
+        """Draw the final state and end the line."""
+        if self._closed:
+            return
+        self.draw()
+        try:
+            self.stream.write("\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+        self._closed = True
 
 
 def attach(config: FilesTrigger, fire: Callable[[Event], Any], bus: EventBus
