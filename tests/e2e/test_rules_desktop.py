@@ -317,3 +317,25 @@ def test_highlighted_row_points_real_aladin(
                 return result if abs(ra - 83.82) < 1e-3 and abs(dec + 5.39) < 1e-3 else None
             peerlib.wait_until(pointed, timeout=60, what="Aladin to point at row 0")
         assert engine.terminate() == 0
+
+
+# ----------------------------------------------------- examples/lab_desktop.py, as a user
+
+def test_lab_desktop_example_loads_image_and_catalogue(
+        tmp_path: Path, desktop_hub: samphub.SampflowHub, ds9: peerlib.PeerHandle,
+        topcat: peerlib.PeerHandle) -> None:
+    import sys
+
+    data = tmp_path / "lab-data"
+    env = samphub.hub_env(tmp_path)
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "lab_desktop.py"),
+                           "--lockfile", str(desktop_hub.lockfile), "--data", str(data),
+                           "--timeout", "60", "--exit"],
+                          capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "joined the running SAMP hub" in done.stdout, done.stdout
+    assert "select rows 0, 1, 2, 3 in TOPCAT: ok" in done.stdout, done.stdout
+    ds9_file(desktop_hub.lockfile, ds9.public_id, data / "trapezium.fits")
+    rows = topcat_rows(desktop_hub.lockfile, topcat.public_id, "lab-demo-catalogue")
+    assert [r["name"] for r in rows][:2] == ["theta1 Ori C", "theta1 Ori A"], rows
+    assert len(rows) == 8
