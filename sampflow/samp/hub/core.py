@@ -440,9 +440,10 @@ class HubCore:
             return make_response()
         if mtype == PROFILE_MTYPE:
             params = message.get("samp.params") or {}
-            record = self.registry.get_id(params.get("id")) if isinstance(params, dict) else None
+            client_id = params.get("id") if isinstance(params, dict) else None
+            record = self.registry.get_id(client_id) if isinstance(client_id, str) else None
             if record is None:
-                return error_response(f"no registered client with public id {params.get('id')!r}")
+                return error_response(f"no registered client with public id {client_id!r}")
             return make_response(result={"profile": record.profile.value})
         return error_response(f"the hub does not handle {message.get('samp.mtype')}")
 
