@@ -38,8 +38,19 @@ module-scoped peers, use ``module_peers`` with a module-scoped hub::
         hub = module_peers.jsamp_hub()          # or a module-scoped sampflow hub
         return hub, module_peers.ds9(hub)
 
-Leak check: after the session, an autouse fixture fails the run if any process started by
-``tests/peers.py`` is still alive (and kills it).
+Test modules import the helpers as ``import peers as peerlib`` (``tests/`` is put on
+``sys.path`` here), since ``peers`` is the launcher fixture's name.
+
+No process left behind
+----------------------
+* Every peer runs in its own process group, stopped by fixture teardown (SIGTERM, then
+  SIGKILL); the context managers in ``tests/peers.py`` stop it in ``finally``.
+* SIGTERM and SIGHUP (CI cancelling, ``timeout``) become KeyboardInterrupt, so teardown runs.
+* After the session an autouse fixture fails the run if a process started through
+  ``tests/peers.py`` is still alive, or if this pytest process has any child left at all
+  (a hub a test launched with ``subprocess``, say); either way they are killed.
+* At session start, peers orphaned by an earlier run that was SIGKILLed are stopped
+  (``peers.reap_orphans``: only processes marked as started by a now-dead test process).
 """
 
 from __future__ import annotations
