@@ -111,8 +111,17 @@ class Inbox:
                 self._cond.wait(left)
 
 
-def exercise(kind_a: str, kind_b: str, params: dict[str, str]) -> None:
-    """Alice (`kind_a`) and Bob (`kind_b`) talk through the hub of `params`."""
+def exercise(kind_a: str, kind_b: str, params: dict[str, str], *,
+             racy_sync_calls: bool = False) -> None:
+    """Alice (`kind_a`) and Bob (`kind_b`) talk through the hub of `params`.
+
+    `racy_sync_calls`: the hub loses a callAndWait response that arrives very quickly. pyvo's
+    (and astropy's) hub registers the msg-id it waits for only after it has dispatched the
+    call (``_call_and_wait`` in pyvo/samp/hub.py: ``_call(...)`` then
+    ``_sync_msg_ids_heap[msg_id] = None``), so a fast recipient's reply can land in between and
+    be dropped: the caller then sees "Timeout expired!". Against such a hub each synchronous
+    call is given three short tries; the assertions on what comes back are unchanged.
+    """
     alice = make_client(kind_a, name="alice", description="client A",
                         metadata={"x.kind": kind_a})
     bob = make_client(kind_b, name="bob", description="client B", metadata={"x.kind": kind_b})
@@ -185,18 +194,28 @@ def exercise(kind_a: str, kind_b: str, params: dict[str, str]) -> None:
         assert by_tag["tag-2"][1]["samp.result"]["echo"] == "there"
 
         # call_and_wait
-        r = alice.call_and_wait(b_id, {"samp.mtype": "test.echo",
-                                       "samp.params": {"text": "sync"}}, "20")
+        def sync(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            tries = 3 if racy_sync_calls else 1
+            for attempt in range(tries):
+                try:
+                    return call(*args, **kwargs)
+                except Exception as exc:  # pyvo: SAMPProxyError; sampflow: SAMPProxyError
+                    if attempt == tries - 1 or "Timeout expired" not in str(exc):
+                        raise
+
+        timeout = "8" if racy_sync_calls else "20"
+        r = sync(alice.call_and_wait, b_id, {"samp.mtype": "test.echo",
+                                             "samp.params": {"text": "sync"}}, timeout)
         assert r["samp.status"] == "samp.ok" and r["samp.result"]["echo"] == "sync"
-        r = alice.ecall_and_wait(b_id, "test.echo", "20", text="esync")
+        r = sync(alice.ecall_and_wait, b_id, "test.echo", timeout, text="esync")
         assert r["samp.result"] == {"echo": "esync", "by": "bob"}
-        r = alice.ecall_and_wait(b_id, "test.fail", "20")
+        r = sync(alice.ecall_and_wait, b_id, "test.fail", timeout)
         assert r["samp.status"] == "samp.error"
         assert r["samp.error"]["samp.errortxt"] == "refused on purpose"
-        r = alice.ecall_and_wait(b_id, "samp.app.ping", "20")
+        r = sync(alice.ecall_and_wait, b_id, "samp.app.ping", timeout)
         assert r["samp.status"] == "samp.ok"
         # and the other way round
-        r = bob.ecall_and_wait(a_id, "samp.app.ping", "20")
+        r = sync(bob.ecall_and_wait, a_id, "samp.app.ping", timeout)
         assert r["samp.status"] == "samp.ok"
         assert len(inbox_b.wait("call", 4)) == 4
 
@@ -230,8 +249,10 @@ SAMPFLOW_CLIENT = [
 @pytest.mark.parametrize("hub_lockfile,kind_a,kind_b", PYVO_ON_SAMPFLOW + SAMPFLOW_CLIENT,
                          indirect=["hub_lockfile"])
 def test_integrated_clients_talk_through_the_hub(hub_lockfile: Path, kind_a: str,
-                                                 kind_b: str) -> None:
-    exercise(kind_a, kind_b, read_params(hub_lockfile))
+                                                 kind_b: str,
+                                                 request: pytest.FixtureRequest) -> None:
+    racy = request.node.callspec.params["hub_lockfile"] == "pyvo-hub"
+    exercise(kind_a, kind_b, read_params(hub_lockfile), racy_sync_calls=racy)
 
 
 @pytest.mark.parametrize("hub_lockfile", ["sampflow-hub"], indirect=True)

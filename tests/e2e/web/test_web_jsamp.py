@@ -71,7 +71,7 @@ def test_hubtester_through_web_profile(tmp_path: Path, peer_policy) -> None:  # 
         while not port_free(WEB_PORT) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert port_free(WEB_PORT), "port 21012 stayed taken by a process outside this test"
-        args = ["--web-allow-all-for-testing", "--web-harmless", "*"]
+        args = ["--web-port", str(WEB_PORT), "--web-allow-all-for-testing", "--web-harmless", "*"]
         with SampflowHub(tmp_path / "lock", log_dir=tmp_path, args=args) as hub:
             assert web_port_of(hub) == WEB_PORT
             env = {**peers.peer_env(home=home), "SAMP_HUB": "web-appname:HubTester"}
