@@ -1,8 +1,9 @@
 """Outbound callbacks from the hub to its clients (SAMP 1.3 section 4.2.4).
 
-One `Deliverer` per hub. Each recipient gets its own FIFO queue drained by its own task, so
-messages from one sender to one recipient arrive in the order sent, and a slow or dead
-client only ever delays its own queue. Standard Profile callbacks are XML-RPC POSTs over a
+One `Deliverer` per hub. Each (sender, recipient) pair gets its own FIFO lane drained by its
+own task, created on demand and gone once empty: messages from one sender to one recipient
+arrive in the order sent (the only order SAMP needs), different senders reach one recipient
+in parallel, and a slow or dead client only ever delays its own lanes. Standard Profile callbacks are XML-RPC POSTs over a
 pooled aiohttp session with keep-alive and a timeout on every request; Web Profile
 callbacks go to the sink the Web Profile transport installs (its pull queues).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import aiohttp
@@ -20,6 +22,9 @@ from .core import Delivery
 from .registry import ClientRecord, Profile
 
 __all__ = ["Deliverer", "DeliveryOutcome"]
+
+#: A delivery lane: (recipient, public id of the sender or responder).
+Lane = tuple[ClientRecord, str]
 
 log = logging.getLogger("sampflow.hub")
 
@@ -42,8 +47,9 @@ class Deliverer:
     def __init__(self, on_failure: DeliveryOutcome, timeout: float = 30.0) -> None:
         self._on_failure = on_failure
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
-        self._queues: dict[ClientRecord, asyncio.Queue[Delivery]] = {}
-        self._tasks: dict[ClientRecord, asyncio.Task[None]] = {}
+        self._lanes: dict[Lane, deque[Delivery]] = {}
+        self._tasks: dict[Lane, asyncio.Task[None]] = {}
+        self._senders: dict[ClientRecord, set[str]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closing_session: aiohttp.ClientSession | None = None
         #: Clients whose callback server closes connections without saying so (SAO DS9
@@ -73,34 +79,46 @@ class Deliverer:
         return self._session
 
     def submit(self, delivery: Delivery) -> None:
-        """Queue `delivery` for its recipient; never blocks."""
+        """Queue `delivery` in its (sender, recipient) lane; never blocks."""
         recipient = delivery.recipient
         if recipient.profile is Profile.WEB:
             if self.web_sink is not None:
                 self.web_sink(delivery)
             return
-        queue = self._queues.get(recipient)
-        if queue is None:
-            queue = self._queues[recipient] = asyncio.Queue()
-            self._tasks[recipient] = asyncio.get_running_loop().create_task(
-                self._drain(recipient, queue), name=f"samp-deliver-{recipient.public_id}"
-            )
-        queue.put_nowait(delivery)
+        key = (recipient, delivery.args[0])  # the sender's (or responder's) public id
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+            self._senders.setdefault(recipient, set()).add(key[1])
+            self._tasks[key] = asyncio.get_running_loop().create_task(
+                self._drain(key, lane), name=f"samp-deliver-{key[1]}-{recipient.public_id}")
+        lane.append(delivery)
 
     def forget(self, recipient: ClientRecord) -> None:
-        """Drop `recipient`'s queue and what is still in it (it left the hub; the core has
+        """Drop `recipient`'s lanes and what is still in them (it left the hub; the core has
         already answered the calls it owed)."""
-        self._queues.pop(recipient, None)
         self._no_keepalive.discard(recipient.public_id)
-        task = self._tasks.pop(recipient, None)
-        if task is not None:
-            task.cancel()
+        for sender in self._senders.pop(recipient, ()):
+            self._lanes.pop((recipient, sender), None)
+            task = self._tasks.pop((recipient, sender), None)
+            if task is not None:
+                task.cancel()
 
-    async def _drain(self, recipient: ClientRecord, queue: asyncio.Queue[Delivery]) -> None:
-        while True:
-            delivery = await queue.get()
-            await self._deliver(delivery)
-            queue.task_done()
+    async def _drain(self, key: Lane, lane: deque[Delivery]) -> None:
+        try:
+            while lane:
+                await self._deliver(lane[0])
+                lane.popleft()
+        finally:
+            # An empty lane goes away (no await since the loop test, so nothing was added);
+            # a cancelled one was already removed by `forget`.
+            if self._tasks.get(key) is asyncio.current_task():
+                del self._tasks[key], self._lanes[key]
+                senders = self._senders.get(key[0])
+                if senders is not None:
+                    senders.discard(key[1])
+                    if not senders:
+                        del self._senders[key[0]]
 
     async def _deliver(self, delivery: Delivery) -> None:
         recipient = delivery.recipient
@@ -144,19 +162,18 @@ class Deliverer:
             return response.status, await response.read()
 
     async def flush(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for every queue to empty (used before shutdown)."""
-        joins = [asyncio.ensure_future(q.join()) for q in self._queues.values()]
-        if joins:
-            _, late = await asyncio.wait(joins, timeout=timeout)
-            for join in late:
-                join.cancel()
+        """Wait up to `timeout` seconds for every lane to empty (used before shutdown)."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def close(self) -> None:
         """Cancel every delivery task and close the HTTP session."""
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
-        self._queues.clear()
+        self._lanes.clear()
+        self._senders.clear()
         for session in (self._session, self._closing_session):
             if session is not None:
                 await session.close()
