@@ -7,6 +7,7 @@ notifications, so that ``to: DS9`` resolves without a round trip and ``registere
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class ClientInfo:
     name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     subscriptions: dict[str, Any] = field(default_factory=dict)
+    #: ``"standard"``, ``"web"``, ``"hub"``, or ``""`` once the hub could not tell.
+    profile: str | None = None
 
 
 def _glob(value: str, pattern: str) -> bool:
@@ -44,6 +47,7 @@ class ClientDirectory:
     def __init__(self, messenger: Messenger | None = None) -> None:
         self.messenger = messenger
         self._clients: dict[str, ClientInfo] = {}
+        self._profile_lookups: dict[str, asyncio.Future[str]] = {}
 
     # -- filling -----------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -138,6 +142,40 @@ class ClientDirectory:
             info.metadata = dict(md or {})
             info.name = name
         return name
+
+    async def ensure_profile(self, client_id: str) -> str | None:
+        """How `client_id` is connected (``"standard"``, ``"web"``, ``"hub"``), asked of the
+        hub once with a ``sampflow.hub.profile`` call and cached (concurrent askers share the
+        one call); None when the hub cannot tell (hubs other than sampflow's)."""
+        info = self._clients.setdefault(client_id, ClientInfo(client_id))
+        if info.profile is None and self.messenger is not None:
+            lookup = self._profile_lookups.get(client_id)
+            if lookup is None:
+                lookup = asyncio.ensure_future(self._ask_profile(client_id))
+                self._profile_lookups[client_id] = lookup
+            try:
+                info.profile = await asyncio.shield(lookup)
+            finally:
+                if lookup.done():
+                    self._profile_lookups.pop(client_id, None)
+        return info.profile or None
+
+    async def _ask_profile(self, client_id: str) -> str:
+        hub_id = getattr(self.messenger, "hub_id", None)
+        if client_id == hub_id:
+            return "hub"
+        if not hub_id or self.messenger is None:
+            return ""
+        message = {"samp.mtype": "sampflow.hub.profile", "samp.params": {"id": client_id}}
+        try:
+            response = await self.messenger.call_and_wait(hub_id, message, 5)
+        except Exception as exc:  # not sampflow's hub, or it is going away
+            log.debug("the hub cannot tell %s's profile: %s", client_id, exc)
+            return ""
+        result = response.get("samp.result") or {}
+        if response.get("samp.status") == "samp.ok" and isinstance(result, dict):
+            return str(result.get("profile", ""))
+        return ""
 
     # HubState, for registered() and subscribed() in expressions
     def is_registered(self, name: str) -> bool:

@@ -129,6 +129,7 @@ class Engine:
         self.dry_run = dry_run
         self.allow_exec = allow_exec
         self.directory = ClientDirectory()
+        self._intake: dict[str, asyncio.Lock] = {}
         self.guard = EchoGuard(echo_window)
         self.tables = TableRegistry()
         self.bus = EventBus()
@@ -181,6 +182,14 @@ class Engine:
                for r in self.rules for a in r.actions):
             for mt in TABLE_LOAD_MTYPES:
                 subs.setdefault(mt, {})
+        # MTypes that can make a rule run a program are not harmless: a sampflow hub (like
+        # JSAMP's) then refuses them from web pages before they reach the engine.
+        for rule in self.rules:
+            if any(isinstance(a, Exec) for a in rule.actions):
+                for trigger in rule.triggers:
+                    if isinstance(trigger, MTypeTrigger):
+                        for pattern in trigger.mtypes:
+                            subs[pattern] = {"x-samp.mostly-harmless": "0"}
         return subs
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -228,13 +237,22 @@ class Engine:
         if self.guard.is_echo(mtype, params, sender_id):
             log.debug("dropped echo of %s from %s", mtype, sender_id)
             return warning("ignored: an echo of a message already relayed") if is_call else None
-        name = await self.directory.ensure_name(sender_id)
-        try:
-            event = SampMessage(kind, sender_id, name, mtype, params,  # type: ignore[arg-type]
-                                msg_id if is_call else None)
-        except ValueError as exc:
-            return error(str(exc)) if is_call else None
-        futures = self.dispatch(event)
+        # One sender's messages are dispatched in the order they arrived (SAMP delivers them
+        # in order); the look-ups below may wait, so the intake is serialised per sender with
+        # a FIFO lock. Only the intake: the rules' runs are governed by their modes.
+        intake = self._intake.get(sender_id)
+        if intake is None:
+            intake = self._intake[sender_id] = asyncio.Lock()
+        async with intake:
+            name = await self.directory.ensure_name(sender_id)
+            profile = await self.directory.ensure_profile(sender_id)
+            try:
+                event = SampMessage(kind, sender_id, name, mtype,  # type: ignore[arg-type]
+                                    params, msg_id if is_call else None,
+                                    sender_profile=profile)
+            except ValueError as exc:
+                return error(str(exc)) if is_call else None
+            futures = self.dispatch(event)
         if not is_call:
             return None
         outcomes = await asyncio.gather(*futures) if futures else []

@@ -48,6 +48,10 @@ class SampMessage:
         ``samp.params`` (SAMP values: strings, lists and maps).
     msg_id : str or None
         The message id for a call, ``None`` for a notification.
+    sender_profile : str or None
+        How the sender is connected: ``"standard"``, ``"web"`` (a browser page, Web
+        Profile), ``"hub"``, or None when the hub cannot tell (only sampflow's hub answers
+        the ``sampflow.hub.profile`` call).
     """
 
     kind: Literal["notification", "call"]
@@ -56,6 +60,7 @@ class SampMessage:
     mtype: str
     params: dict[str, Any] = field(default_factory=dict)
     msg_id: str | None = None
+    sender_profile: str | None = None
     time: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:

@@ -20,7 +20,8 @@ Namespace
 ========================  ============================================================
 ``event``                 ``"samp"``, ``"hub"``, ``"file"`` or ``"timer"``
 ``mtype``, ``params``     the incoming SAMP message (``params['row-list']`` for dashes)
-``sender.name/.id``       its sender
+``sender.name/.id``       its sender; ``sender.profile`` is ``"web"`` for a browser page
+                          (Web Profile), ``"standard"`` otherwise (None: hub cannot tell)
 ``msg_id``, ``call``      the call's id, and whether a reply is expected
 ``client.name/.id``       the client of a hub event; ``hub_event`` its kind
 ``file.path/.name/...``   ``path name stem suffix dir size url event header kind``
@@ -314,11 +315,13 @@ class HubState(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Who:
-    """A SAMP client as seen by expressions: ``name`` and ``id``."""
+    """A SAMP client as seen by expressions: ``name``, ``id`` and, for a message's sender,
+    ``profile`` (``"standard"``, ``"web"``, ``"hub"`` or None when the hub cannot tell)."""
 
     name: str | None
     id: str
     metadata: Mapping[str, Any] | None = None
+    profile: str | None = None
 
     def __str__(self) -> str:
         return self.name or self.id
@@ -438,7 +441,8 @@ def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
     info: FileInfo | None = None
     if isinstance(event, SampMessage):
         ns.update(event="samp", mtype=event.mtype, params=event.params, msg_id=event.msg_id,
-                  call=event.kind == "call", sender=Who(event.sender_name, event.sender_id))
+                  call=event.kind == "call",
+                  sender=Who(event.sender_name, event.sender_id, None, event.sender_profile))
     elif isinstance(event, HubEvent):
         ns.update(event="hub", hub_event=event.kind,
                   client=Who(event.client_name, event.client_id, event.data))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from ..errors import ActionError
+from ..events import SampMessage
 from ..model import Delay, Exec, Log
 from .base import ActionContext
 
@@ -32,10 +33,19 @@ async def delay(action: Delay, ctx: ActionContext) -> None:
 async def exec_(action: Exec, ctx: ActionContext) -> None:
     """Run a program with ``create_subprocess_exec`` (never a shell); non-zero exit fails.
 
-    Refused unless the engine was started with ``allow_exec`` (``--allow-exec``).
+    Refused unless the engine was started with ``allow_exec`` (``--allow-exec``), and
+    refused for a rule fired by a SAMP message unless its sender is known to be a Standard
+    Profile client (or the hub): a web page's message never runs a program, nor does one
+    whose sender's profile the hub cannot tell.
     """
     if not ctx.services.allow_exec:
         raise ActionError("exec is refused unless sampflow run is given --allow-exec")
+    event = ctx.event
+    if isinstance(event, SampMessage) and event.sender_profile not in ("standard", "hub"):
+        who = event.sender_name or event.sender_id
+        raise ActionError(f"exec refused: the message came from {who}, whose profile is "
+                          f"{event.sender_profile or 'unknown'}; only Standard Profile "
+                          "clients' messages may run a program")
     args: list[str] = []
     for t in action.args:
         v = t.render(ctx.ns)

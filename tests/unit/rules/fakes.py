@@ -14,14 +14,17 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.hub_id = "hub"
+        #: Whether the hub answers ``sampflow.hub.profile`` (sampflow's does, others do not).
+        self.tells_profiles = True
         self.clients: dict[str, FakeClient] = {}
         self._ids = itertools.count(1)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.log: list[tuple[str, str, str, dict[str, Any]]] = []  # (sender, recipient, kind, msg)
 
     def client(self, name: str, subscriptions: dict[str, dict] | None = None,
-               respond: Any = None) -> FakeClient:
+               respond: Any = None, profile: str = "standard") -> FakeClient:
         c = FakeClient(self, f"c{next(self._ids)}", name, respond)
+        c.profile = profile
         self.clients[c.public_id] = c
         self._event("samp.hub.event.register", {"id": c.public_id})
         self._event("samp.hub.event.metadata", {"id": c.public_id,
@@ -70,6 +73,7 @@ class FakeClient:
         self.name = name
         self.subscriptions: dict[str, dict] = {}
         self.metadata = {"samp.name": name}
+        self.profile = "standard"
         self.on_message: Any = None
         self.received: list[tuple[str, str, dict[str, Any]]] = []
         self.respond = respond or (lambda msg: {"samp.status": "samp.ok", "samp.result": {}})
@@ -121,6 +125,11 @@ class FakeClient:
         return ids
 
     async def call_and_wait(self, recipient_id: str, message: dict, timeout: float) -> dict:
+        if recipient_id == self.hub.hub_id:
+            if not self.hub.tells_profiles or message["samp.mtype"] != "sampflow.hub.profile":
+                raise RuntimeError(f"the hub is not subscribed to {message['samp.mtype']}")
+            who = self.hub.clients[message["samp.params"]["id"]]
+            return {"samp.status": "samp.ok", "samp.result": {"profile": who.profile}}
         c = self.hub.clients[recipient_id]
         task = self.hub._deliver(self.public_id, c, "call", "m1", message)
         return await asyncio.wait_for(task, timeout)
