@@ -84,6 +84,8 @@ def mtype_matches(pattern: str, mtype: str) -> bool:
     True
     >>> mtype_matches("table.*", "tablefoo.x")
     False
+    >>> mtype_matches("table.*", "table")
+    False
     >>> mtype_matches("*", "samp.app.ping")
     True
     >>> mtype_matches("samp.app.ping", "samp.app.ping")
@@ -92,7 +94,7 @@ def mtype_matches(pattern: str, mtype: str) -> bool:
     if pattern == "*" or pattern == mtype:
         return True
     if pattern.endswith(".*"):
-        return mtype.startswith(pattern[:-1])
+        return len(mtype) > len(pattern) - 1 and mtype.startswith(pattern[:-1])
     return False
 
 

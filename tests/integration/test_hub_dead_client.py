@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from samphub import Recorder
+
 from sampflow.samp.errors import SAMPHubError
 from sampflow.samp.hub.server import AsyncHub
 
@@ -47,13 +47,8 @@ def msg(mtype: str, **params: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[AsyncHub]:
-    h = AsyncHub(lockfile=tmp_path / "lock", client_timeout=60)
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop(grace=0.5)
+async def hub(start_hub: Any) -> AsyncHub:
+    return await start_hub(client_timeout=60)
 
 
 @pytest.fixture

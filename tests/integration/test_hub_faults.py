@@ -12,11 +12,12 @@ import asyncio
 import xmlrpc.client
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-
 from samphub import Recorder
+
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.xmlrpc import MAX_BODY_BYTES, dumps_request
 
@@ -24,13 +25,8 @@ SECRET_TEXT = "top-secret-file-content-7f3a"
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[AsyncHub]:
-    h = AsyncHub(lockfile=tmp_path / "lock", client_timeout=10)
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop(grace=0.5)
+async def hub(start_hub: Any) -> AsyncHub:
+    return await start_hub(client_timeout=10)
 
 
 @pytest.fixture

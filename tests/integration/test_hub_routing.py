@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-
 from samphub import Recorder
+
 from sampflow.samp.errors import SAMPHubError
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.xmlrpc import dumps_response, loads_request
@@ -27,13 +26,8 @@ def msg(mtype: str, **params: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[AsyncHub]:
-    h = AsyncHub(lockfile=tmp_path / "lock", client_timeout=60)
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop(grace=0.5)
+async def hub(start_hub: Any) -> AsyncHub:
+    return await start_hub(client_timeout=60)
 
 
 @pytest.fixture

@@ -64,16 +64,6 @@ class WebClient:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[AsyncHub]:
-    h = AsyncHub(lockfile=tmp_path / "lock")
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop(grace=0.5)
-
-
-@pytest.fixture
 async def web(hub: AsyncHub) -> WebProfile:
     return await attach_web_profile(hub, port=0, consent=AllowList([PAGE]), idle_timeout=30)
 

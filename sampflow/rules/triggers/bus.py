@@ -11,34 +11,15 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from ...samp.types import mtype_matches as _samp_mtype_matches
 from ..events import Event, HubEvent, SampMessage
 
 __all__ = ["EventBus", "mtype_matches"]
 
 Listener = Callable[[Event], Any]
 
-
-def mtype_matches(pattern: str, mtype: str) -> bool:
-    """Whether ``mtype`` matches the SAMP MType ``pattern``.
-
-    ``*`` matches everything; ``a.b.*`` matches MTypes below ``a.b`` on atom boundaries.
-
-    Examples
-    --------
-    >>> mtype_matches("table.*", "table.load.votable")
-    True
-    >>> mtype_matches("table.*", "tablefoo.x")
-    False
-    >>> mtype_matches("table.*", "table")
-    False
-    >>> mtype_matches("*", "samp.app.ping"), mtype_matches("a.b", "a.b")
-    (True, True)
-    """
-    if pattern == "*":
-        return True
-    if pattern.endswith(".*"):
-        return mtype.startswith(pattern[:-1]) and len(mtype) > len(pattern) - 1
-    return pattern == mtype
+# The SAMP package's one implementation of MType wildcards (SAMP 1.3 section 3.2).
+mtype_matches = _samp_mtype_matches
 
 
 def _prefixes(mtype: str) -> list[str]:

@@ -12,7 +12,7 @@ from sampflow.rules.guard import EchoGuard
 from sampflow.rules.triggers.bus import EventBus
 
 MODULES = ["sampflow.rules.expr", "sampflow.rules.loader", "sampflow.rules.model",
-           "sampflow.rules.guard", "sampflow.rules.triggers.bus", "sampflow.rules.actions.base",
+           "sampflow.rules.guard", "sampflow.rules.actions.base",
            "sampflow.rules.actions.tables"]
 
 

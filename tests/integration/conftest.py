@@ -1,0 +1,36 @@
+"""Fixtures for the integration tests: sampflow hubs in this process, on real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sampflow.samp.hub.server import AsyncHub
+
+StartHub = Callable[..., Awaitable[AsyncHub]]
+
+
+@pytest.fixture
+async def start_hub(tmp_path: Path) -> AsyncIterator[StartHub]:
+    """``await start_hub(**AsyncHub options)``: a running hub with its own lockfile in
+    `tmp_path`; every hub started is stopped after the test."""
+    hubs: list[AsyncHub] = []
+
+    async def start(**options: Any) -> AsyncHub:
+        hub = AsyncHub(lockfile=tmp_path / f"lock{len(hubs) or ''}", **options)
+        await hub.start()
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in reversed(hubs):
+        await hub.stop(grace=0.5)
+
+
+@pytest.fixture
+async def hub(start_hub: StartHub) -> AsyncHub:
+    """A running hub with default options (modules may override with other options)."""
+    return await start_hub()
