@@ -331,3 +331,24 @@ def run_jsamp(
         return peers.run_jsamp_tool(tool, *args, hub=hub, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``engines(files, *args)`` starts a ``sampflow run`` (`samphub.EngineRun`) in its own
+    folder under ``tmp_path``; every one is stopped by PID after the test."""
+    from samphub import EngineRun
+
+    started: list[EngineRun] = []
+
+    def start(files: list[Any], *args: str) -> EngineRun:
+        engine = EngineRun(tmp_path / f"engine-{len(started)}", files, *args)
+        started.append(engine)
+        return engine
+
+    yield start
+    for engine in started:
+        try:
+            engine.terminate(20)
+        finally:
+            engine.kill()

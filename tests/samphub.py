@@ -22,17 +22,21 @@ of ``tests/conftest.py`` (peers point themselves at ``hub.lockfile``).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "ping", "hub_env"]
 
@@ -383,3 +387,112 @@ class Recorder:
 
     async def close(self) -> None:
         await self.client.disconnect()
+
+
+class EngineRun:
+    """One ``sampflow -v run FILE... --no-web-profile --trace T`` process, stopped by PID.
+
+    Parameters
+    ----------
+    folder : Path
+        Folder for the engine's home, log (``engine.log``) and trace (``trace.jsonl``).
+    files : list of str or Path
+        Rule files.
+    *args : str
+        More ``run`` arguments (``--lockfile``, ``--set``, ``--hub``, ...).
+    """
+
+    def __init__(self, folder: Path, files: Sequence[str | Path], *args: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "home").mkdir(exist_ok=True)
+        self.dir = folder
+        self.trace = folder / "trace.jsonl"
+        self.log_path = folder / "engine.log"
+        self.argv = [*sampflow_argv(), "-v", "run", *map(str, files), "--no-web-profile",
+                     "--trace", str(self.trace), *args]
+        with open(self.log_path, "wb") as log:
+            self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT, env=hub_env(folder / "home"),
+                                          cwd=folder, start_new_session=True)
+        _LIVE[self.popen.pid] = self.popen
+
+    @property
+    def pid(self) -> int:
+        """The engine process's id."""
+        return self.popen.pid
+
+    def log(self) -> str:
+        """The engine's combined output so far."""
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def public_ids(self) -> list[str]:
+        """Public ids the engine reported on each (re)connection, in order."""
+        return re.findall(r"connected to the hub at \S+ as (\S+)", self.log())
+
+    def _connected(self, count: int) -> str | None:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"sampflow run exited ({self.popen.returncode}):\n"
+                                 f"{self.log()[-4000:]}")
+        ids = self.public_ids()
+        return ids[count - 1] if len(ids) >= count else None
+
+    def wait_connected(self, count: int = 1, timeout: float = 30.0) -> str:
+        """Block until the `count`-th connection; returns the engine's public id then."""
+        deadline = time.monotonic() + timeout
+        while (found := self._connected(count)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sampflow run did not connect in {timeout} s:\n"
+                                     f"{self.log()[-4000:]}")
+            time.sleep(0.1)
+        return found
+
+    async def await_connected(self, count: int = 1, timeout: float = 30.0) -> str:
+        """`wait_connected` for asyncio tests (the loop keeps running meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while (found := self._connected(count)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sampflow run did not connect in {timeout} s:\n"
+                                     f"{self.log()[-4000:]}")
+            await asyncio.sleep(0.1)
+        return found
+
+    def records(self) -> list[dict[str, Any]]:
+        """The firing records written so far (``--trace``)."""
+        if not self.trace.exists():
+            return []
+        return [json.loads(line) for line in self.trace.read_text().splitlines() if line]
+
+    def wait_records(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
+                     timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Block until `count` firing records satisfy `predicate`; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(got := [r for r in self.records() if predicate(r)]) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(got)} of {count} firings in {timeout} s:\n"
+                                     f"{self.log()[-4000:]}")
+            time.sleep(0.1)
+        return got
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM by PID; returns the exit status (SIGKILL and fail if it is ignored)."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
+        _LIVE.pop(self.pid, None)
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the process group, if still running."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        _LIVE.pop(self.pid, None)

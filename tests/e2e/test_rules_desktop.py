@@ -11,13 +11,9 @@ DS9 and TOPCAT are module-scoped on one ``sampflow hub`` (TOPCAT takes 15-25 s t
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import json
 import os
-import re
-import signal
 import subprocess
 import time
 import urllib.request
@@ -26,95 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peers as peerlib
 import pytest
+import samphub
 from astropy.io import fits
 from astropy.table import Table
-
-import peers as peerlib
-import samphub
 
 pytestmark = [pytest.mark.peer, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
-
-
-class EngineRun:
-    """One ``sampflow -v run ... --no-web-profile --trace T`` process, stopped by PID."""
-
-    def __init__(self, folder: Path, files: list[Path], *args: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "home").mkdir(exist_ok=True)
-        self.trace = folder / "trace.jsonl"
-        self.log_path = folder / "engine.log"
-        argv = [*samphub.sampflow_argv(), "-v", "run", *map(str, files), "--no-web-profile",
-                "--trace", str(self.trace), *args]
-        with open(self.log_path, "wb") as log:
-            self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT,
-                                          env=samphub.hub_env(folder / "home"), cwd=folder,
-                                          start_new_session=True)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_connected(self, timeout: float = 30.0) -> str:
-        """The engine's public id, once it says it has connected."""
-        def connected() -> str | None:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"sampflow run exited:\n{self.log()[-4000:]}")
-            found = re.findall(r"connected to the hub at \S+ as (\S+)", self.log())
-            return found[0] if found else None
-        return str(peerlib.wait_until(connected, timeout=timeout, what="sampflow run"))
-
-    def records(self) -> list[dict[str, Any]]:
-        if not self.trace.exists():
-            return []
-        return [json.loads(line) for line in self.trace.read_text().splitlines() if line]
-
-    def wait_records(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
-                     timeout: float = 60.0) -> list[dict[str, Any]]:
-        def enough() -> list[dict[str, Any]] | None:
-            got = [r for r in self.records() if predicate(r)]
-            return got if len(got) >= count else None
-        return peerlib.wait_until(enough, timeout=timeout, what="the engine's firings")
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
-        return self.popen.returncode
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-
-@pytest.fixture
-def engines(tmp_path: Path) -> Iterator[Callable[..., EngineRun]]:
-    started: list[EngineRun] = []
-
-    def start(files: list[Path], *args: str) -> EngineRun:
-        e = EngineRun(tmp_path / f"engine-{len(started)}", files, *args)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        try:
-            e.terminate(20)
-        finally:
-            e.kill()
 
 
 def image_bytes(size: int = 256) -> bytes:
@@ -198,7 +115,7 @@ def topcat(module_peers: peerlib.PeerLauncher,
 
 def test_watch_folder_loads_a_slowly_written_image_in_ds9_exactly_once(
         tmp_path: Path, desktop_hub: samphub.SampflowHub, ds9: peerlib.PeerHandle,
-        topcat: peerlib.PeerHandle, engines: Callable[..., EngineRun]) -> None:
+        topcat: peerlib.PeerHandle, engines: Callable[..., samphub.EngineRun]) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     engine = engines([RULES / "watch-folder.yaml"], "--set", f"folder={folder}",
@@ -227,7 +144,7 @@ def test_watch_folder_loads_a_slowly_written_image_in_ds9_exactly_once(
 
 def test_watch_folder_loads_tables_in_topcat(
         tmp_path: Path, desktop_hub: samphub.SampflowHub, ds9: peerlib.PeerHandle,
-        topcat: peerlib.PeerHandle, engines: Callable[..., EngineRun]) -> None:
+        topcat: peerlib.PeerHandle, engines: Callable[..., samphub.EngineRun]) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     engine = engines([RULES / "watch-folder.yaml"], "--set", f"folder={folder}",
@@ -259,7 +176,7 @@ def test_watch_folder_loads_tables_in_topcat(
 
 def test_run_starts_a_hub_and_ds9_started_afterwards_joins_it(
         tmp_path: Path, peers: peerlib.PeerLauncher,
-        engines: Callable[..., EngineRun]) -> None:
+        engines: Callable[..., samphub.EngineRun]) -> None:
     lock = tmp_path / "samp.lock"
     folder = tmp_path / "incoming"
     folder.mkdir()
@@ -283,7 +200,7 @@ def test_run_starts_a_hub_and_ds9_started_afterwards_joins_it(
 
 def test_highlighted_row_points_real_aladin(
         tmp_path: Path, peers: peerlib.PeerLauncher,
-        engines: Callable[..., EngineRun]) -> None:
+        engines: Callable[..., samphub.EngineRun]) -> None:
     folder = tmp_path / "hub"
     with samphub.running_hub(folder / "samp.lock", log_dir=folder,
                              args=["--no-web-profile"]) as hub:

@@ -20,14 +20,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from samphub import Recorder, SampflowHub, hub_env, sampflow_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,106 +35,6 @@ pytestmark = pytest.mark.timeout(240)
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-class EngineRun:
-    """One ``sampflow -v run FILE... --no-web-profile --trace T`` process.
-
-    Parameters
-    ----------
-    tmp : Path
-        Folder for the engine's home, log and trace.
-    files : list of str
-        Rule files.
-    args : list of str
-        More ``run`` arguments (``--lockfile``, ``--set``, ``--hub``, ...).
-    """
-
-    _seq = 0
-
-    def __init__(self, tmp: Path, files: list[str | Path], *args: str) -> None:
-        EngineRun._seq += 1
-        self.dir = tmp / f"engine-{EngineRun._seq}"
-        self.dir.mkdir(parents=True)
-        self.trace = self.dir / "trace.jsonl"
-        self.log_path = self.dir / "engine.log"
-        (self.dir / "home").mkdir()
-        self.argv = [*sampflow_argv(), "-v", "run", *map(str, files), "--no-web-profile",
-                     "--trace", str(self.trace), *args]
-        with open(self.log_path, "wb") as log:
-            self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT,
-                                          env=hub_env(self.dir / "home"), cwd=self.dir,
-                                          start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def public_ids(self) -> list[str]:
-        """Public ids the engine reported on each (re)connection, in order."""
-        return re.findall(r"connected to the hub at \S+ as (\S+)", self.log())
-
-    async def wait_connected(self, count: int = 1, timeout: float = 30.0) -> str:
-        """Wait for the ``count``-th connection; returns the engine's public id then."""
-        deadline = time.monotonic() + timeout
-        while len(self.public_ids()) < count:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"sampflow run exited ({self.popen.returncode}):\n"
-                                     f"{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sampflow run did not connect in {timeout} s:\n"
-                                     f"{self.log()[-4000:]}")
-            await asyncio.sleep(0.1)
-        return self.public_ids()[count - 1]
-
-    def records(self) -> list[dict[str, Any]]:
-        """The firing records written so far (``--trace``)."""
-        if not self.trace.exists():
-            return []
-        return [json.loads(line) for line in self.trace.read_text().splitlines() if line]
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM by PID; returns the exit status (SIGKILL and fail if ignored)."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
-        return self.popen.returncode
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-
-@pytest.fixture
-def engines(tmp_path: Path) -> Iterator[Any]:
-    """``engines(files, *args)`` starts a `EngineRun`; every one is stopped after the test."""
-    started: list[EngineRun] = []
-
-    def start(files: list[str | Path], *args: str) -> EngineRun:
-        e = EngineRun(tmp_path, files, *args)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        try:
-            e.terminate(20)
-        finally:
-            e.kill()
-
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[SampflowHub]:
@@ -276,8 +174,8 @@ async def test_rebroadcast_reaches_each_other_client_once_and_two_engines_do_not
     rules = RULES / "rebroadcast-selections.yaml"
     first = engines([rules], "--lockfile", str(hub.lockfile), "--hub", "connect")
     second = engines([rules], "--lockfile", str(hub.lockfile), "--hub", "connect")
-    a_id = await first.wait_connected()
-    b_id = await second.wait_connected()
+    a_id = await first.await_connected()
+    b_id = await second.await_connected()
     sel = {"table.select.rowList": {}, "table.highlight.row": {}}
     async with recorders(hub.lockfile, ("topcat", sel), ("viewer", sel),
                          ("other", {"table.select.rowList": {}}), ("deaf", {})) as rs:
@@ -332,7 +230,7 @@ async def test_highlighted_row_points_aladin_at_its_position(
     url = table.resolve().as_uri()
     engine = engines([RULES / "aladin-follow-highlight.yaml"], "--lockfile", str(hub.lockfile),
                      "--hub", "connect")
-    engine_id = await engine.wait_connected()
+    engine_id = await engine.await_connected()
     async with recorders(hub.lockfile, ("topcat", {}),
                          ("Aladin", {"coord.pointAt.sky": {}, "table.highlight.row": {}})) as rs:
         topcat, aladin = rs
@@ -371,7 +269,7 @@ async def test_thousand_files_in_a_burst_are_each_sent_once(
     engine = engines([RULES / "watch-folder.yaml"], "--lockfile", str(hub.lockfile),
                      "--hub", "connect", "--set", f"folder={folder}", "--set",
                      "images_to=receiver", "--set", "settle=300ms")
-    await engine.wait_connected()
+    await engine.await_connected()
     async with recorders(hub.lockfile, ("receiver", {"image.load.fits": {}})) as rs:
         (receiver,) = rs
         source = write_image(tmp_path / "source.fits")
@@ -407,7 +305,7 @@ async def test_dry_run_prints_would_be_messages_and_sends_nothing(
     engine = engines([RULES / "watch-folder.yaml"], "--lockfile", str(hub.lockfile),
                      "--set", f"folder={folder}", "--set", "images_to=receiver",
                      "--dry-run")
-    await engine.wait_connected()
+    await engine.await_connected()
     async with recorders(hub.lockfile, ("receiver", {"image.load.fits": {}})) as rs:
         (receiver,) = rs
         image = write_image(folder / "dry.fits")
@@ -431,7 +329,7 @@ async def test_dry_run_prints_would_be_messages_and_sends_nothing(
 async def test_sigterm_exits_zero_and_unregisters(hub: SampflowHub, engines: Any) -> None:
     engine = engines([RULES / "rebroadcast-selections.yaml"], "--lockfile",
                      str(hub.lockfile))
-    engine_id = await engine.wait_connected()
+    engine_id = await engine.await_connected()
     async with recorders(hub.lockfile, ("watcher", {})) as rs:
         (watcher,) = rs
         assert engine_id in await names(watcher)
@@ -452,12 +350,12 @@ async def test_engine_reconnects_when_the_hub_is_replaced(
     try:
         engine = engines([RULES / "rebroadcast-selections.yaml"], "--lockfile", str(lock),
                          "--hub", "connect")
-        await engine.wait_connected()
+        await engine.await_connected()
         first.kill()  # kill -9: no shutdown event, a stale lockfile
         await asyncio.sleep(1.0)
         second = SampflowHub(lock, log_dir=tmp_path / "hub2",
                              args=["--no-web-profile"]).start()
-        new_id = await engine.wait_connected(2, timeout=60)
+        new_id = await engine.await_connected(2, timeout=60)
         async with recorders(lock, ("watcher", {})) as rs:
             registered = await names(rs[0])
         assert registered.get(new_id) == "sampflow", registered
@@ -475,7 +373,7 @@ async def test_engine_reconnects_when_the_hub_is_replaced(
 async def test_without_a_hub_run_starts_an_embedded_one(tmp_path: Path, engines: Any) -> None:
     lock = tmp_path / "lock"
     engine = engines([RULES / "rebroadcast-selections.yaml"], "--lockfile", str(lock))
-    engine_id = await engine.wait_connected()
+    engine_id = await engine.await_connected()
     assert "started an embedded SAMP hub" in engine.log()
     assert lock.is_file()
     async with recorders(lock, ("latecomer", {})) as rs:
