@@ -9,6 +9,9 @@ MType wildcards in subscriptions match on atom boundaries (SAMP 1.3 section 3.2)
 ``table.*`` matches ``table.load.votable`` but not ``tablefoo.x``; ``*`` alone matches all.
 """
 
+from .client.aio import AsyncSAMPClient
+from .client.sync import SAMPClient, SAMPHubProxy, SAMPIntegratedClient
+from .config import conf
 from .constants import (
     SAMP_ICON,
     SAMP_STATUS_ERROR,
@@ -22,11 +25,6 @@ from .errors import (
     SAMPProxyError,
     SAMPWarning,
 )
-from .client.aio import AsyncSAMPClient
-from .client.sync import SAMPClient, SAMPHubProxy, SAMPIntegratedClient
-from .hub.server import AsyncHub, SAMPHubServer
-from .xmlrpc import safe_xmlrpc_loads
-from .config import conf
 from .helpers import (
     accessible_table,
     connection,
@@ -36,6 +34,8 @@ from .helpers import (
     send_spectrum_to,
     send_table_to,
 )
+from .hub.server import AsyncHub, SAMPHubServer
+from .xmlrpc import safe_xmlrpc_loads
 
 __all__ = [
     "SAMP_ICON",

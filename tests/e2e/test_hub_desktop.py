@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peers as peerlib
 import pytest
+import samphub
 from astropy.io import fits
 from astropy.table import Table
 
-import peers as peerlib
-import samphub
 from sampflow.samp.client.aio import AsyncSAMPClient
 
 pytestmark = pytest.mark.peer

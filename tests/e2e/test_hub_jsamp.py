@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import samphub
 
 pytestmark = pytest.mark.peer

@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import peers as peerlib
 import pytest
 import pyvo.samp
-
-import peers as peerlib
 import samphub
 
 pyvo.samp.conf.use_internet = False

@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from samphub import Recorder, SampflowHub, ping
 
 

@@ -469,7 +469,6 @@ def test_hub_events_go_to_subscribed_clients_only(hub: Hub) -> None:
     register_only = hub.client({"samp.hub.event.register": {}})
     hub.client({"other": {}})
     hub.client({"samp.hub.event.*": {}}, callable_=False)
-    hub_id = hub.core.hub.public_id
     everyone_watching = {watcher.public_id, star.public_id}
 
     c = hub.core.register(Profile.STANDARD)
