@@ -205,6 +205,23 @@ def _overrides(items: list[str]) -> dict[str, str] | None:
     return overrides
 
 
+def _missing_folders(ruleset: object) -> list[str]:
+    """One line per ``files`` trigger whose folder does not exist: ``where: rule: reason``."""
+    from pathlib import Path
+
+    from .rules.model import FilesTrigger
+
+    lines = []
+    for rule in ruleset.rules:  # type: ignore[attr-defined]
+        for trigger in rule.triggers:
+            if isinstance(trigger, FilesTrigger):
+                folder = Path(trigger.path).expanduser()
+                if not folder.is_dir():
+                    lines.append(f"{rule.where or '?'}: rule {rule.name!r}: watched folder "
+                                 f"{folder} does not exist")
+    return lines
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """``sampflow validate FILE...``: load and check rule files; print every error."""
     from .rules.errors import RuleFileError
@@ -248,6 +265,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"sampflow run: {len(exc.problems)} error(s); nothing was started",
               file=sys.stderr)
+        return 1
+
+    missing = _missing_folders(ruleset)
+    if missing:
+        for line in missing:
+            print(line, file=sys.stderr)
+        print("sampflow run: create the folder(s), or point the rule at another with --set; "
+              "nothing was started", file=sys.stderr)
         return 1
 
     async def main() -> int:

@@ -145,6 +145,24 @@ def test_rule_file_with_errors_is_refused_and_nothing_connects(
     assert not engine.trace.exists()
 
 
+def test_missing_watched_folder_is_refused_and_nothing_connects(
+        tmp_path: Path, hub: SampflowHub, engines: Any) -> None:
+    missing = tmp_path / "not-made-yet"
+    engine = engines([RULES / "watch-folder.yaml"], "--set", f"folder={missing}",
+                     "--lockfile", str(hub.lockfile))
+    code = engine.popen.wait(60)
+    out = engine.log()
+    assert code == 1, out
+    found = re.findall(r"watch-folder\.yaml:(\d+):(\d+): rule '([^']+)': watched folder "
+                       rf"{re.escape(str(missing))} does not exist", out)
+    assert len(found) == 2, out  # the image rule and the table rule
+    assert "nothing was started" in out
+    import peers as peerlib
+
+    with peerlib.ProbeClient(hub.lockfile) as probe:
+        assert set(probe.clients()) == {probe.hub_id}
+
+
 def test_validate_and_schema_commands(tmp_path: Path) -> None:
     for f in sorted(RULES.glob("*.yaml")):
         done = subprocess.run([*sampflow_argv(), "validate", str(f)], capture_output=True,
