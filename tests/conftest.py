@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: real SAMP peers (see ``tests/peers.py``) and the ``--peers`` policy.
+"""Shared pytest fixtures: real SAMP peers (see ``tests/peers/``) and the ``--peers`` policy.
 
 Peer policy
 -----------
@@ -44,10 +44,10 @@ Test modules import the helpers as ``import peers as peerlib`` (``tests/`` is pu
 No process left behind
 ----------------------
 * Every peer runs in its own process group, stopped by fixture teardown (SIGTERM, then
-  SIGKILL); the context managers in ``tests/peers.py`` stop it in ``finally``.
+  SIGKILL); the context managers in ``tests/peers/`` stop it in ``finally``.
 * SIGTERM and SIGHUP (CI cancelling, ``timeout``) become KeyboardInterrupt, so teardown runs.
 * After the session an autouse fixture fails the run if a process started through
-  ``tests/peers.py`` is still alive, or if this pytest process has any child left at all
+  ``tests/peers/`` is still alive, or if this pytest process has any child left at all
   (a hub a test launched with ``subprocess``, say); either way they are killed.
 * At session start, peers orphaned by an earlier run that was SIGKILLed are stopped
   (``peers.reap_orphans``: only processes marked as started by a now-dead test process).
@@ -158,7 +158,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_surviving_peer_processes() -> Iterator[None]:
-    """Fail the session if a process started by ``tests/peers.py`` outlives its fixture.
+    """Fail the session if a process started by ``tests/peers/`` outlives its fixture.
 
     Being autouse and session-scoped it is set up first and torn down last, after every other
     fixture has stopped its processes. On the way in it also stops peers orphaned by an earlier
@@ -177,7 +177,7 @@ def _no_surviving_peer_processes() -> Iterator[None]:
         )
     children = _peers.descendants()
     if children:
-        # Not started through tests/peers.py (e.g. a hub a test ran with subprocess), so they
+        # Not started through tests/peers/ (e.g. a hub a test ran with subprocess), so they
         # are reported; they are stopped too, lest they outlive the run.
         for pid, _ in children:
             with contextlib.suppress(ProcessLookupError):

@@ -1,4 +1,4 @@
-"""Smoke tests of the real-peer fixtures (``tests/peers.py``) against JSAMP's own hub.
+"""Smoke tests of the real-peer fixtures (``tests/peers/``) against JSAMP's own hub.
 
 They prove the fixtures, not sampflow: later the same fixtures are aimed at sampflow's hub by
 overriding ``samp_hub``. Each test records how long its peer took to start
