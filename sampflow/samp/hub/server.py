@@ -254,7 +254,10 @@ class SAMPHubServer:
     label : str
         Added to the hub's ``samp.name``.
     web_profile : bool
-        Also serve the Web Profile (section 5).
+        Also serve the Web Profile (section 5). False by default, unlike astropy: a hub
+        started from library code often has no terminal to ask the user's consent on, and
+        the Web Profile is every web page's way into the desktop. ``sampflow hub`` serves it
+        by default, with consent.
     web_profile_dialog : callable, optional
         Consent for Web Profile registrations.
     web_port : int
