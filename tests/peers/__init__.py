@@ -26,15 +26,15 @@ Exceptions
     +-- PeerUnavailable       a program or jar is not installed (tests may skip or fail)
     +-- PeerStartError        a peer died, or did not become ready before its deadline
 
-Examples
---------
->>> import tempfile
->>> with tempfile.TemporaryDirectory() as tmp:                       # doctest: +SKIP
-...     tmp = Path(tmp)
-...     with jsamp_hub(tmp / "lock", home=tmp) as hub, xvfb(tmp) as x:
-...         with ds9(hub.lockfile, display=x.display, home=tmp) as peer:
-...             with ProbeClient(hub.lockfile) as probe:
-...                 probe.call_and_wait(peer.public_id, "ds9.get", {"cmd": "version"})
+Example (not run: it starts real programs)::
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with jsamp_hub(tmp / "lock", home=tmp) as hub, xvfb(tmp) as x:
+            with ds9(hub.lockfile, display=x.display, home=tmp) as peer:
+                with ProbeClient(hub.lockfile) as probe:
+                    probe.call_and_wait(peer.public_id, "ds9.get", {"cmd": "version"})
 
 Layout
 ------

@@ -240,11 +240,11 @@ class PeerLauncher:
         Called with a :class:`PeerUnavailable` before it propagates; it may raise instead
         (the test suite skips or fails there, per its ``--peers`` policy).
 
-    Examples
-    --------
-    >>> launcher = PeerLauncher(make_dir=lambda label: Path(tempfile.mkdtemp()))  # doctest: +SKIP
-    >>> hub = launcher.jsamp_hub()                                                 # doctest: +SKIP
-    >>> launcher.close()                                                           # doctest: +SKIP
+    Example (not run: it starts real programs)::
+
+        launcher = PeerLauncher(make_dir=lambda label: Path(tempfile.mkdtemp()))
+        hub = launcher.jsamp_hub()
+        launcher.close()
     """
 
     make_dir: Callable[[str], Path]

@@ -417,9 +417,9 @@ def run_jsamp_tool(
     subprocess.TimeoutExpired
         After killing the process group when ``timeout`` passes (with the output so far).
 
-    Examples
-    --------
-    >>> code, out, err = run_jsamp_tool("hubtester", lockfile=lock, home=tmp)  # doctest: +SKIP
+    Example (not run: it starts real programs)::
+
+        code, out, err = run_jsamp_tool("hubtester", lockfile=lock, home=tmp)
     """
     require("java", str(JSAMP_JAR))
     Path(home).mkdir(parents=True, exist_ok=True)
