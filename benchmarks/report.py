@@ -29,7 +29,7 @@ def _f(value: float | None, fmt: str = "{:,.0f}") -> str:
         else fmt.format(value)
 
 
-def _calcstorm(part: dict, hubs: list[str]) -> list[str]:
+def _calcstorm(part: dict, hubs: list[str], cpus: int | None = None) -> list[str]:
     p = part["params"]
     others = [h for h in hubs if h != "sampflow"]
     lines = [f"## 1. JSAMP calcstorm: {p['nclient']} clients x {p['nquery']} queries",
@@ -37,9 +37,10 @@ def _calcstorm(part: dict, hubs: list[str]) -> list[str]:
              f"Messages per second (higher is better), median of {p['repeats']} interleaved "
              f"run(s) per cell; each run is limited to {p['limit']:g} s. Ratio = sampflow's "
              "throughput / the other hub's. Targets: >= 1.5x JSAMP, >= 3x pyvo. calcstorm's "
-             "elapsed time includes its own JVM clients' work (about half the CPU), so the second "
-             "table gives the hub process's own CPU time per message (user + system, all threads, "
-             "from /proc), which the machine's other load disturbs much less.",
+             "elapsed time includes the work of its own JVM clients (the load generator), which "
+             "share the machine's CPUs with the hub; so the second table gives CPU time per "
+             "message (user + system, all threads) of the hub process (from /proc) and of the "
+             "load generator (its rusage at exit, JVM start-up included).",
              "",
              "| mode | " + " | ".join(NAMES[h] for h in hubs) + " | " +
              " | ".join(f"sampflow / {NAMES[h]}" for h in others) + " | targets |",
@@ -63,15 +64,62 @@ def _calcstorm(part: dict, hubs: list[str]) -> list[str]:
         lines.append(f"| {mode} | " + " | ".join(row[h].text() for h in hubs) + " | " +
                      " | ".join(ratios) + f" | {verdict} |")
     lines += ["", "| mode | " + " | ".join(f"{NAMES[h]} hub CPU (us/msg)" for h in hubs) + " | " +
-              " | ".join(f"{NAMES[h]} / sampflow CPU" for h in others) + " |",
-              "|---" * (1 + len(hubs) + len(others)) + "|"]
+              " | ".join(f"{NAMES[h]} / sampflow CPU" for h in others) + " | " +
+              " | ".join(f"load generator CPU with {NAMES[h]} hub (us/msg)" for h in hubs) +
+              " |",
+              "|---" * (1 + 2 * len(hubs) + len(others)) + "|"]
     for mode in MODES:
         row = part["cells"][mode]
         ours = row["sampflow"].cpu_median
         lines.append(f"| {mode} | " + " | ".join(_f(row[h].cpu_median) for h in hubs) + " | " +
                      " | ".join(_ratio(row[h].cpu_median, ours, False) if ours else "n/a"
-                                for h in others) + " |")
-    return lines + [""]
+                                for h in others) + " | " +
+                     " | ".join(_f(row[h].client_cpu_median) for h in hubs) +
+                     " |")
+    return lines + [""] + _ceiling(part, hubs, cpus)
+
+
+def _ceiling(part: dict, hubs: list[str], cpus: int | None) -> list[str]:
+    """The CPU bound on calcstorm throughput, from the load generator's CPU per message."""
+    if not cpus:
+        return []
+    items = []
+    for mode in MODES:
+        row = part["cells"][mode]
+        ours = row.get("sampflow")
+        gen = ours.client_cpu_median if ours is not None else None
+        if not gen:
+            continue
+        ceiling = cpus * 1e6 / gen
+        text = f"- {mode}: ceiling {cpus} / {gen:,.0f} us = {ceiling:,.0f} msg/s"
+        if ours.median:
+            text += f"; sampflow measured {ours.median:,.0f} ({ours.median / ceiling:.0%} of it)"
+        for h in hubs:
+            if h == "sampflow":
+                continue
+            rate, target = row[h].median, TARGET_CALCSTORM[h]
+            if rate is None:
+                text += f"; {NAMES[h]}: no throughput measured"
+                continue
+            ratio = ceiling / rate
+            text += f"; ceiling / {NAMES[h]}'s {rate:,.0f} msg/s = {ratio:.2f}x: " + (
+                f"{target:g}x is out of reach here" if ratio < target else
+                f"{target:g}x needs {target * rate:,.0f} msg/s, {target / ratio:.0%} of the "
+                "ceiling")
+        items.append(text + ".")
+    if not items:
+        return []
+    messages = part["params"]["nclient"] * part["params"]["nquery"]
+    short = (f" With only {messages:,} messages per run, the JVM's start-up and JIT warm-up weigh "
+             "more in the load generator's CPU per message, which lowers these ceilings; read "
+             "them from the full run (10,000 messages per run)." if messages < 5000 else "")
+    return [f"Each message costs the hub's CPU plus the load generator's, so on {cpus} CPU(s) "
+            f"throughput <= {cpus} / (hub CPU + load generator CPU per message). For a hub that "
+            f"used no CPU at all this is {cpus} / (load generator CPU per message), taken with "
+            "sampflow's hub: the ceiling below, compared with the other hubs' measured "
+            "throughput. A target above that ratio cannot be met on this machine with this load "
+            "generator, whatever the hub does." + short,
+            "", *items, ""]
 
 
 def _clients(part: dict, hubs: list[str]) -> list[str]:
@@ -176,7 +224,7 @@ def write_markdown(path: Path, meta: dict, results: dict, hubs: list[str],
              f"pyvo {meta['pyvo']}, JSAMP {meta['jsamp']}, Java {meta['java']}",
              f"- run time: {meta.get('seconds', 0):.0f} s", ""]
     if "calcstorm" in results:
-        lines += _calcstorm(results["calcstorm"], hubs)
+        lines += _calcstorm(results["calcstorm"], hubs, meta.get("cpus"))
     if "clients" in results:
         lines += _clients(results["clients"], hubs)
     if "scale" in results:
