@@ -84,7 +84,10 @@ async def test_killed_client_is_noticed_unregistered_and_announced(
         # It works while alive (and the hub now holds a kept-alive connection to it).
         response = await caller.client.call_and_wait(doomed, msg("samp.app.ping"), 30)
         assert response["samp.status"] == "samp.ok"
-        await caller.client.notify(doomed, msg("test.hello"))
+        # (A call answered, not a notification: a notification still on its way when the
+        # process dies would be the first delivery to fail, and this test picks that.)
+        response = await caller.client.call_and_wait(doomed, msg("test.hello"), 30)
+        assert response["samp.status"] == "samp.ok"
 
         os.kill(doomed_process.pid, signal.SIGKILL)
         await asyncio.to_thread(doomed_process.wait, 10)

@@ -1,6 +1,6 @@
 """An asyncio-native SAMP client for the Standard Profile (SAMP 1.3 sections 3 and 4).
 
-`AsyncSAMPClient` registers with a hub, keeps one pooled HTTP session to it, and (when
+`AsyncSAMPClient` registers with a hub, keeps pooled keep-alive connections to it, and (when
 callable) serves its own XML-RPC callback endpoint on loopback. Incoming traffic reaches one
 coroutine, `AsyncSAMPClient.on_message`; responses to asynchronous calls reach
 `AsyncSAMPClient.on_response`. Both run as tasks on the client's loop, so a slow handler
@@ -33,13 +33,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from ..errors import SAMPClientError, SAMPHubError, SAMPProxyError
 from ..lockfile import lockfile_location, read_lockfile
 from ..types import error_response, make_response
+from ..wire import HttpClient, Request, Response, serve
+from ..wire.server import HttpServer
 from ..xmlrpc import (
+    MAX_BODY_BYTES,
     Fault,
     MalformedRequest,
     dumps_fault,
@@ -52,6 +52,9 @@ from ..xmlrpc import (
 __all__ = ["AsyncSAMPClient", "MessageHandler", "ResponseHandler"]
 
 log = logging.getLogger("sampflow.client")
+
+#: The answer to every accepted callback (section 4.2.4: the client methods return nothing).
+_EMPTY_RESPONSE = dumps_response("")
 
 #: ``handler(kind, sender_id, msg_id, message)``; `kind` is ``"notification"`` or ``"call"``
 #: (`msg_id` None for notifications). For a call, a returned dict is sent back as the
@@ -99,8 +102,8 @@ class AsyncSAMPClient:
         self.hub_id: str | None = None
         self.hub_params: dict[str, str] | None = None
         self.callback_url: str | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+        self._http: HttpClient | None = None
+        self._server: HttpServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Called with the reason when the hub tells us it stops or disconnects us.
         self.on_hub_lost: Callable[[str], None] | None = None
@@ -165,29 +168,21 @@ class AsyncSAMPClient:
             self._url = hub_params["samp.hub.xmlrpc.url"]
         except KeyError:
             raise SAMPHubError("hub parameters lack samp.hub.xmlrpc.url") from None
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30),
-                headers={"Content-Type": "text/xml"},
-                skip_auto_headers=("User-Agent",),
-            )
+        if self._http is None:
+            self._http = HttpClient(user_agent="sampflow-client")
 
     async def _serve_callbacks(self) -> None:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_post("/{tail:.*}", self._handle_callback)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.addr, self.port, backlog=128)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.callback_url = f"http://{self.addr}:{port}/xmlrpc"
+        self._server = await serve(self._handle_callback, self.addr, self.port,
+                                   max_body=MAX_BODY_BYTES, too_large=self._too_large,
+                                   backlog=128)
+        self.callback_url = f"http://{self.addr}:{self._server.port}/xmlrpc"
 
     async def disconnect(self) -> None:
         """Unregister (if the hub still answers) and close everything; safe to call twice."""
         if self.private_key is not None:
             try:
                 await self.hub("unregister", timeout=5)
-            except (SAMPHubError, OSError, asyncio.TimeoutError, aiohttp.ClientError):
+            except (SAMPHubError, OSError, asyncio.TimeoutError):
                 pass  # the hub may be gone already
         await self._close()
 
@@ -195,29 +190,29 @@ class AsyncSAMPClient:
         self.private_key = None
         for task in list(self._tasks):
             task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._server is not None:
+            await self._server.close(grace=0)
+            self._server = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     # -- hub calls -------------------------------------------------------------------------
     async def _raw(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
-        if self._session is None:
+        if self._http is None:
             raise SAMPClientError("not connected to a hub")
         body = dumps_request(method, params)
-        client_timeout = aiohttp.ClientTimeout(total=timeout)
         try:
-            async with self._session.post(self._url, data=body, timeout=client_timeout) as r:
-                payload = await r.read()
+            status, payload = await self._http.post(self._url, body, timeout=timeout)
+            if status != 200:
+                raise MalformedRequest(f"HTTP status {status}")
             return loads_response(payload)
         except Fault as fault:
             raise SAMPProxyError(fault.faultCode, f"{method}: {fault.faultString}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise SAMPHubError(f"{method}: the hub at {self._url} did not answer: {exc}") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SAMPHubError(f"{method}: the hub at {self._url} timed out") from None
+        except OSError as exc:
+            raise SAMPHubError(f"{method}: the hub at {self._url} did not answer: {exc}") from None
         except MalformedRequest as exc:
             raise SAMPHubError(f"{method}: bad answer from the hub: {exc}") from None
 
@@ -310,13 +305,19 @@ class AsyncSAMPClient:
         return "t" + secrets.token_hex(6)
 
     # -- callbacks from the hub (section 4.2.4) ----------------------------------------------
-    async def _handle_callback(self, request: web.Request) -> web.Response:
+    def _handle_callback(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response(b"POST XML-RPC callbacks here\n", 405, "text/plain")
         try:
-            method, params = loads_request(await request.read())
+            method, params = loads_request(request.body)
             self._accept(method, params)
         except (MalformedRequest, SAMPClientError) as exc:
-            return web.Response(body=dumps_fault(str(exc)), content_type="text/xml")
-        return web.Response(body=dumps_response(""), content_type="text/xml")
+            return Response(dumps_fault(str(exc)))
+        return Response(_EMPTY_RESPONSE)
+
+    @staticmethod
+    def _too_large(length: int | None) -> Response:
+        return Response(dumps_fault(f"callback body exceeds {MAX_BODY_BYTES} bytes"))
 
     def _accept(self, method: str, params: tuple[Any, ...]) -> None:
         arity = {"samp.client.receiveNotification": 3, "samp.client.receiveCall": 4,

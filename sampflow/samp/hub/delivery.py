@@ -3,9 +3,10 @@
 One `Deliverer` per hub. Each (sender, recipient) pair gets its own FIFO lane drained by its
 own task, created on demand and gone once empty: messages from one sender to one recipient
 arrive in the order sent (the only order SAMP needs), different senders reach one recipient
-in parallel, and a slow or dead client only ever delays its own lanes. Standard Profile callbacks are XML-RPC POSTs over a
-pooled aiohttp session with keep-alive and a timeout on every request; Web Profile
-callbacks go to the sink the Web Profile transport installs (its pull queues).
+in parallel, and a slow or dead client only ever delays its own lanes. Standard Profile
+callbacks are XML-RPC POSTs through one pooled keep-alive `HttpClient` with a timeout on
+every request; Web Profile callbacks go to the sink the Web Profile transport installs (its
+pull queues).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-import aiohttp
-
+from ..wire import HttpClient, ServerDisconnected
 from ..xmlrpc import Fault, MalformedRequest, dumps_request, loads_response
 from .core import Delivery
 from .registry import ClientRecord, Profile
@@ -46,37 +46,13 @@ class Deliverer:
 
     def __init__(self, on_failure: DeliveryOutcome, timeout: float = 30.0) -> None:
         self._on_failure = on_failure
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+        self._timeout = timeout
         self._lanes: dict[Lane, deque[Delivery]] = {}
         self._tasks: dict[Lane, asyncio.Task[None]] = {}
         self._senders: dict[ClientRecord, set[str]] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._closing_session: aiohttp.ClientSession | None = None
-        #: Clients whose callback server closes connections without saying so (SAO DS9
-        #: answers HTTP/1.1 with no ``Connection: close``, then closes): no keep-alive for them.
-        self._no_keepalive: set[str] = set()
+        self._http = HttpClient(user_agent="sampflow-hub")
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
-
-    def _get_session(self, keepalive: bool = True) -> aiohttp.ClientSession:
-        if not keepalive:
-            if self._closing_session is None or self._closing_session.closed:
-                self._closing_session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0, force_close=True),
-                    timeout=self._timeout,
-                    skip_auto_headers=("User-Agent",),
-                    headers={"Content-Type": "text/xml"},
-                )
-            return self._closing_session
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, force_close=False)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                skip_auto_headers=("User-Agent",),
-                headers={"Content-Type": "text/xml"},
-            )
-        return self._session
 
     def submit(self, delivery: Delivery) -> None:
         """Queue `delivery` in its (sender, recipient) lane; never blocks."""
@@ -97,7 +73,6 @@ class Deliverer:
     def forget(self, recipient: ClientRecord) -> None:
         """Drop `recipient`'s lanes and what is still in them (it left the hub; the core has
         already answered the calls it owed)."""
-        self._no_keepalive.discard(recipient.public_id)
         for sender in self._senders.pop(recipient, ()):
             self._lanes.pop((recipient, sender), None)
             task = self._tasks.pop((recipient, sender), None)
@@ -129,37 +104,19 @@ class Deliverer:
         body = dumps_request(
             f"samp.client.{delivery.method}", (recipient.private_key, *delivery.args)
         )
-        keepalive = recipient.public_id not in self._no_keepalive
         try:
-            try:
-                status, payload = await self._post(url, body, keepalive)
-            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-                if isinstance(exc, aiohttp.ClientConnectorError) or not keepalive:
-                    raise
-                # A kept-alive connection the client had closed: once more on a new one, and
-                # no keep-alive for this client from now on.
-                log.debug("callback %s closed a kept-alive connection (%s); not reusing its "
-                          "connections any more", url, exc)
-                self._no_keepalive.add(recipient.public_id)
-                try:
-                    status, payload = await self._post(url, body, False)
-                except aiohttp.ClientConnectorError:
-                    raise exc from None  # gone: reported as before, from the first failure
+            status, payload = await self._http.post(url, body, timeout=self._timeout)
             if status != 200:
                 raise MalformedRequest(f"HTTP {status}")
             loads_response(payload)
-        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+        except ConnectionRefusedError as exc:
             self._on_failure(delivery, f"callback {url} refused the connection ({exc})", True)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._on_failure(delivery, f"callback {url} timed out", False)
         except Fault as fault:
             self._on_failure(delivery, f"client fault: {fault.faultString}", False)
-        except (aiohttp.ClientError, MalformedRequest, OSError) as exc:
+        except (ServerDisconnected, MalformedRequest, OSError) as exc:
             self._on_failure(delivery, f"callback {url} failed: {exc}", False)
-
-    async def _post(self, url: str, body: bytes, keepalive: bool) -> tuple[int, bytes]:
-        async with self._get_session(keepalive).post(url, data=body) as response:
-            return response.status, await response.read()
 
     async def flush(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for every lane to empty (used before shutdown)."""
@@ -168,13 +125,10 @@ class Deliverer:
             await asyncio.wait(tasks, timeout=timeout)
 
     async def close(self) -> None:
-        """Cancel every delivery task and close the HTTP session."""
+        """Cancel every delivery task and close the HTTP connections."""
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
         self._lanes.clear()
         self._senders.clear()
-        for session in (self._session, self._closing_session):
-            if session is not None:
-                await session.close()
-        self._session = self._closing_session = None
+        await self._http.close()

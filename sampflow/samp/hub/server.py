@@ -29,7 +29,9 @@ from ..lockfile import (
 from ..xmlrpc import dumps_request, loads_response
 from .core import HubCore
 from .service import HubService
-from .standard import StandardProfile, StandardRunner
+from ..wire import serve
+from ..wire.server import HttpServer
+from .standard import StandardProfile
 
 __all__ = ["AsyncHub", "SAMPHubServer", "HubAlreadyRunning", "probe_hub"]
 
@@ -124,6 +126,7 @@ class AsyncHub:
         self.lockfile: str | None = None
         self.url: str | None = None
         self._runners: list[web.AppRunner] = []
+        self._standard: HttpServer | None = None
         self._stopped = asyncio.Event()
         self.is_running = False
 
@@ -170,15 +173,11 @@ class AsyncHub:
         if "://" in path:
             raise SAMPHubError(f"cannot write a lockfile at URL {path}")
         await self._check_lockfile(path)
-        runner = StandardRunner(StandardProfile(self.service).app(), access_log=None,
-                               handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.addr, self.port, backlog=LISTEN_BACKLOG,
-                           reuse_address=True)
-        await site.start()
-        self._runners.append(runner)
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
-        self.port = sock.getsockname()[1]
+        standard = StandardProfile(self.service)
+        self._standard = await serve(standard.handle, self.addr, self.port,
+                                     max_body=standard.max_body, too_large=standard.too_large,
+                                     backlog=LISTEN_BACKLOG)
+        self.port = self._standard.port
         host = self.addr if self.addr not in ("0.0.0.0", "::", "") else socket.gethostname()
         self.url = f"http://{host}:{self.port}/xmlrpc"
         try:
@@ -210,6 +209,9 @@ class AsyncHub:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._standard is not None:
+            await self._standard.close()
+            self._standard = None
 
     async def stop(self, grace: float = 2.0) -> None:
         """Tell the clients (``samp.hub.event.shutdown``), stop serving, remove the lockfile

@@ -105,15 +105,27 @@ class HubService:
         CallTimeout
             If a ``callAndWait`` timed out.
         """
-        if method == "ping":
-            return ""
         if method == "callAndWait":
             self._check_arity(method, params, 4)
             return await self.call_and_wait(*params)
+        return self.dispatch_now(method, params, profile=profile, extra=extra)
+
+    def dispatch_now(self, method: str, params: tuple[Any, ...], *,
+                     profile: Profile = Profile.STANDARD,
+                     extra: dict[str, tuple[int, Handler]] | None = None) -> Any:
+        """Run hub method `method` at once: any method but ``callAndWait``, which waits.
+
+        Parameters and exceptions are those of `dispatch`; ``callAndWait`` is refused with
+        `LocalProtocolError` (use `dispatch`).
+        """
+        if method == "ping":
+            return ""
         entry = COMMON_METHODS.get(method)
         if entry is None and extra is not None:
             entry = extra.get(method)
         if entry is None:
+            if method == "callAndWait":
+                raise LocalProtocolError("callAndWait waits: run it through dispatch()")
             raise LocalProtocolError(f"no such hub method: {method}")
         arity, handler = entry
         self._check_arity(method, params, arity)

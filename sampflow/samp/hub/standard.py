@@ -1,100 +1,37 @@
 """The Standard Profile transport (SAMP 1.3 section 4): XML-RPC over HTTP on loopback.
 
-`StandardProfile` is an aiohttp application: each POST is one XML-RPC ``methodCall``. It
-parses the body with the safe codec, checks the secret on ``samp.hub.register``, hands every
-other ``samp.hub.*`` method to the `HubService`, and turns any refusal into an XML-RPC fault
-with a message that says why. A bad request never disturbs other clients: each request is
-independent, and nothing but the core's state is shared.
+`StandardProfile` answers each POST as one XML-RPC ``methodCall``, served by the lean HTTP
+layer of `sampflow.samp.wire` (which also accepts SAO DS9's bare-LF header lines). It parses
+the body with the safe codec, checks the secret on ``samp.hub.register``, hands every other
+``samp.hub.*`` method to the `HubService`, and turns any refusal into an XML-RPC fault with a
+message that says why. Every method but ``callAndWait`` is answered at once, without a task;
+``callAndWait`` waits for its response on a future. A bad request never disturbs other
+clients: each request is independent, and nothing but the core's state is shared.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import Any
 
-from aiohttp import web
-
 from ..errors import ProtocolError
+from ..wire import Request, Response
 from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
 from .registry import Profile
 from .service import HubService, hub_call
 
-__all__ = ["StandardProfile", "StandardRunner"]
+__all__ = ["StandardProfile"]
 
 log = logging.getLogger("sampflow.hub")
 
 PREFIX = "samp.hub."
-XML = "text/xml"
 
 #: Methods only the Standard Profile has (section 4.2.4), in the form of `COMMON_METHODS`.
 STANDARD_ONLY_METHODS = {"setXmlrpcCallback": (2, hub_call("set_callback"))}
 
-
-class _BareLFRequestHandler(web.RequestHandler):
-    """aiohttp's request handler, accepting header lines that end with a bare LF.
-
-    SAO DS9's Tcl XML-RPC client writes ``POST /xmlrpc HTTP/1.0\\n...``, which aiohttp's parser
-    refuses (400). The first line of a connection tells: if it ends with CRLF nothing is ever
-    touched again; otherwise each LF in the request head gets its CR, and the rest (the body,
-    and everything after: such clients speak HTTP/1.0, one request per connection) passes as
-    it is.
-    """
-
-    __slots__ = ("_lf_mode", "_lf_prev", "_lf_blank")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lf_mode: bool | None = None  # None: undecided; True: fixing the head; False: off
-        self._lf_prev = 0
-        self._lf_blank = False
-
-    def data_received(self, data: bytes) -> None:
-        if self._lf_mode is None:
-            eol = data.find(b"\n")
-            if eol < 0:
-                super().data_received(data)
-                return
-            self._lf_mode = eol == 0 or data[eol - 1] != 13
-        if self._lf_mode:
-            data = self._fix_head(data)
-        super().data_received(data)
-
-    def _fix_head(self, data: bytes) -> bytes:
-        out = bytearray()
-        prev, blank = self._lf_prev, self._lf_blank
-        for i, byte in enumerate(data):
-            if byte == 10:
-                if prev != 13:
-                    out.append(13)
-                out.append(10)
-                if blank:  # the empty line: end of the head
-                    self._lf_mode = False
-                    out += data[i + 1:]
-                    break
-                blank = True
-            else:
-                out.append(byte)
-                if byte != 13:
-                    blank = False
-            prev = byte
-        self._lf_prev, self._lf_blank = prev, blank
-        return bytes(out)
-
-
-class _BareLFServer(web.Server):
-    def __call__(self) -> web.RequestHandler:
-        return _BareLFRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
-class StandardRunner(web.AppRunner):
-    """`web.AppRunner` for the Standard Profile: also serves clients that end header lines
-    with a bare LF (SAO DS9), see `_BareLFRequestHandler`."""
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = _BareLFServer
-        return server
+_GET_TEXT = b"sampflow SAMP hub: Standard Profile XML-RPC; POST here.\n"
 
 
 class StandardProfile:
@@ -112,35 +49,40 @@ class StandardProfile:
         self.service = service
         self.max_body = max_body
 
-    def app(self) -> web.Application:
-        """An aiohttp application answering XML-RPC POSTs on any path."""
-        app = web.Application(client_max_size=self.max_body + 1)
-        app.router.add_post("/{tail:.*}", self.handle)
-        app.router.add_get("/{tail:.*}", self._get)
-        return app
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
+        """Answer one HTTP request: an XML-RPC response or fault (always HTTP 200) for a POST,
+        a line of text for a GET.
 
-    async def _get(self, request: web.Request) -> web.Response:
-        return web.Response(text="sampflow SAMP hub: Standard Profile XML-RPC; POST here.\n")
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Answer one XML-RPC request; always HTTP 200 with a response or a fault."""
-        if request.content_length is not None and request.content_length > self.max_body:
-            return self._fault(f"request body of {request.content_length} bytes exceeds "
-                               f"{self.max_body} bytes")
+        Returns
+        -------
+        Response or awaitable of Response
+            An awaitable only for ``samp.hub.callAndWait``, which waits for the recipient.
+        """
+        if request.method != "POST":
+            if request.method in ("GET", "HEAD"):
+                return Response(_GET_TEXT, content_type="text/plain; charset=utf-8")
+            return Response(b"POST XML-RPC requests here\n", 405, "text/plain")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._fault(f"request body exceeds {self.max_body} bytes")
-        try:
-            method, params = loads_request(body, max_bytes=self.max_body)
-            value = await self.call(method, params)
+            method, params = loads_request(request.body, max_bytes=self.max_body)
+            if method == "samp.hub.callAndWait":
+                return self._call_and_wait(params)
+            value = self.call_now(method, params)
         except (ProtocolError, MalformedRequest) as exc:
             log.debug("fault: %s", exc)
-            return self._fault(str(exc))
-        return web.Response(body=dumps_response(value), content_type=XML, charset="utf-8")
+            return self.fault(str(exc))
+        return Response(dumps_response(value))
 
-    async def call(self, method: str, params: tuple[Any, ...]) -> Any:
-        """Run Standard Profile method `method` (a full ``samp.hub.*`` name).
+    async def _call_and_wait(self, params: tuple[Any, ...]) -> Response:
+        try:
+            value = await self.service.dispatch("callAndWait", params)
+        except ProtocolError as exc:
+            log.debug("fault: %s", exc)
+            return self.fault(str(exc))
+        return Response(dumps_response(value))
+
+    def call_now(self, method: str, params: tuple[Any, ...]) -> Any:
+        """Run Standard Profile method `method` (a full ``samp.hub.*`` name), any but
+        ``callAndWait``.
 
         Raises
         ------
@@ -157,8 +99,14 @@ class StandardProfile:
             if not secrets.compare_digest(params[0], self.service.secret):
                 raise MalformedRequest("wrong hub secret")
             return self.service.register(Profile.STANDARD)
-        return await self.service.dispatch(name, params, extra=STANDARD_ONLY_METHODS)
+        return self.service.dispatch_now(name, params, extra=STANDARD_ONLY_METHODS)
+
+    def too_large(self, length: int | None) -> Response:
+        """The fault for a request body over `max_body` (`length` if it was announced)."""
+        size = f"of {length} bytes " if length is not None else ""
+        return self.fault(f"request body {size}exceeds {self.max_body} bytes")
 
     @staticmethod
-    def _fault(message: str) -> web.Response:
-        return web.Response(body=dumps_fault(message), content_type=XML, charset="utf-8")
+    def fault(message: str) -> Response:
+        """An XML-RPC fault response carrying `message`."""
+        return Response(dumps_fault(message))
