@@ -7,7 +7,7 @@ connection each time. A pooled connection that the server closed while it sat id
 noticed and dropped; if the close races with a new request, so that the request meets a
 closed connection before any byte of an answer, it is sent once more on a fresh connection
 (as browsers do for stale keep-alive connections). Host names are resolved once a minute, not
-once a request.
+once a request; each of a name's addresses is tried in turn, the last that worked first.
 
 Responses are parsed by httptools' ``HttpResponseParser``; a response with neither
 ``Content-Length`` nor chunked coding ends when the server closes the connection.
@@ -156,7 +156,7 @@ class HttpClient:
         self._agent = user_agent.encode("latin-1")
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._targets: dict[str, _Target] = {}
-        self._addresses: dict[tuple[str, int], tuple[float, str]] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._busy: set[_Connection] = set()
         self.closed = False
 
@@ -178,7 +178,8 @@ class HttpClient:
             self._targets[url] = target
         return target
 
-    async def _address(self, host: str, port: int) -> str:
+    async def _addresses_of(self, host: str, port: int) -> list[str]:
+        """`host`'s addresses, the last one that worked first; cached for `_DNS_TTL` s."""
         key = (host, port)
         cached = self._addresses.get(key)
         now = time.monotonic()
@@ -186,15 +187,15 @@ class HttpClient:
             return cached[1]
         try:
             socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-            address = host  # a literal address: nothing to resolve
+            addresses = [host]  # a literal address: nothing to resolve
         except OSError:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM)
-            if not infos:
-                raise HttpClientError(f"cannot resolve {host}")
-            address = str(infos[0][4][0])
-        self._addresses[key] = (now + _DNS_TTL, address)
-        return address
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            if not addresses:
+                raise HttpClientError(f"cannot resolve {host}") from None
+        self._addresses[key] = (now + _DNS_TTL, addresses)
+        return addresses
 
     def _take_idle(self, key: tuple[str, int]) -> _Connection | None:
         pool = self._idle.get(key)
@@ -207,11 +208,23 @@ class HttpClient:
         return None
 
     async def _connect(self, target: _Target, pooled: bool) -> _Connection:
-        address = await self._address(target.host, target.port)
+        addresses = await self._addresses_of(target.host, target.port)
         pool = self._idle.setdefault((target.host, target.port), []) if pooled else None
-        _, conn = await asyncio.get_running_loop().create_connection(
-            lambda: _Connection(pool), address, target.port)
-        return conn
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for address in addresses:  # ``localhost`` may be ::1 and 127.0.0.1: try each
+            try:
+                _, conn = await loop.create_connection(lambda: _Connection(pool),
+                                                       address, target.port)
+            except OSError as exc:
+                error = exc
+                continue
+            if address is not addresses[0]:
+                addresses.remove(address)
+                addresses.insert(0, address)
+            return conn
+        assert error is not None
+        raise error
 
     def _request(self, target: _Target, body: bytes, keep_alive: bool) -> bytes:
         return b"".join((
