@@ -111,6 +111,12 @@ class _Connection(asyncio.Protocol):
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200 and self.status != 101:
+            # An interim answer (RFC 9110 section 15.2, e.g. 100 Continue): the final one follows.
+            self.status = 0
+            self.body = []
+            self.headers_done = self.framed = False
+            return
         self.keep_alive = self.parser.should_keep_alive()
         waiter = self.waiter
         if waiter is not None and not waiter.done():

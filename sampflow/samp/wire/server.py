@@ -21,6 +21,7 @@ Behaviour at the edges:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -207,7 +208,9 @@ class _Connection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self.server.max_body:
             self._too_large(int(length))
             return
-        if self.headers.get("expect", "").lower() == "100-continue" and self.transport:
+        # 100 Continue only where it cannot overtake an answer still owed on this connection.
+        if self.headers.get("expect", "").lower() == "100-continue" and self.transport and \
+                not self.busy and not self.queue and self.parser.get_http_version() == "1.1":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
@@ -252,7 +255,7 @@ class _Connection(asyncio.Protocol):
                 continue
             self.busy = True
             task = asyncio.ensure_future(result)
-            task.add_done_callback(lambda t, p=pending: self._finished(t, p))
+            task.add_done_callback(functools.partial(self._finished, pending=pending))
             return
         self.busy = False
         self.last = time.monotonic()
