@@ -1,4 +1,5 @@
-"""The ``sampflow`` command: ``hub``, ``clients``, ``send``, ``run``, ``validate``, ``schema``."""
+"""The ``sampflow`` command: ``hub``, ``clients``, ``send``, ``run``, ``status``, ``retry``,
+``validate``, ``schema``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .rules.ledger import Ledger
     from .samp.client.aio import AsyncSAMPClient
     from .samp.hub.server import AsyncHub
 
@@ -275,10 +277,14 @@ def cmd_run(args: argparse.Namespace) -> int:
               "nothing was started", file=sys.stderr)
         return 1
 
+    ledger = _open_ledger(args, "run", readonly=args.dry_run)
+    if ledger is None:
+        return 1
+
     async def main() -> int:
         try:
             engine = Engine(ruleset, dry_run=args.dry_run, allow_exec=args.allow_exec,
-                            trace=args.trace)
+                            trace=args.trace, ledger=ledger)
         except RulesError as exc:
             print(f"sampflow run: {exc}", file=sys.stderr)
             return 1
@@ -297,31 +303,149 @@ def cmd_run(args: argparse.Namespace) -> int:
                              hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
         return await session.run()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        ledger.close()
+
+
+def _open_ledger(args: argparse.Namespace, command: str, *, readonly: bool = False
+                 ) -> "Ledger | None":
+    """The delivery ledger of ``--state`` (or the default state directory); None after
+    printing why it cannot be opened."""
+    import sqlite3
+
+    from .rules.ledger import Ledger
+
+    try:
+        return Ledger.in_state_dir(args.state, readonly=readonly)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"sampflow {command}: cannot open the delivery ledger in "
+              f"{args.state or 'the state directory'}: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``sampflow status``: what the delivery ledger holds, per rule."""
+    import datetime as dt
+    import json
+
+    ledger = _open_ledger(args, "status", readonly=True)
+    if ledger is None:
+        return 1
+    try:
+        summary = ledger.summary()
+        if args.rule is not None:
+            summary = {k: v for k, v in summary.items() if k == args.rule}
+        shown = None if args.all else ("pending", "waiting", "failed", "retry")
+        entries = [e for e in ledger.entries(args.rule, shown)]
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps({"rules": summary,
+                          "entries": [{"rule": e.rule, "path": e.path, "state": e.state,
+                                       "reason": e.reason, "recipients": e.recipients,
+                                       "attempts": e.attempts, "updated": e.updated,
+                                       "hold_until": e.hold_until} for e in entries]},
+                         indent=1))
+        return 0
+    if not summary:
+        print("the delivery ledger is empty: no file has been handled yet")
+        return 0
+    order = ("sent", "waiting", "pending", "retry", "failed", "skipped")
+    for rule, counts in sorted(summary.items()):
+        parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+        print(f"{rule}: {', '.join(parts)}")
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e.updated).strftime("%Y-%m-%d %H:%M:%S")
+        extra = ""
+        if e.state == "waiting" and e.hold_until:
+            until = dt.datetime.fromtimestamp(e.hold_until).strftime("%H:%M:%S")
+            extra = f" (until {until})"
+        text = e.reason or (f"to {e.recipients}" if e.recipients else "")
+        print(f"  {e.state:8} {e.path}  {text}{extra}  [{when}, rule {e.rule!r}]")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """``sampflow retry``: ask for files to be sent again (now if ``sampflow run`` runs, else
+    at its next start)."""
+    import os
+
+    if not args.files and not args.failed:
+        print("sampflow retry: name files, or give --failed", file=sys.stderr)
+        return 2
+    ledger = _open_ledger(args, "retry")
+    if ledger is None:
+        return 1
+    try:
+        n = ledger.request_retry(paths=[os.path.abspath(os.path.expanduser(f))
+                                        for f in args.files],
+                                 failed=args.failed, rule=args.rule)
+    finally:
+        ledger.close()
+    print(f"{n} file(s) marked for retry" + ("" if n else
+          " (nothing matched: see sampflow status --all)"))
+    return 0 if n else 1
+
+
+_DESCRIPTION = """\
+sampflow: a SAMP 1.3 hub, client and rules engine for astronomy desktops
+(TOPCAT, SAO DS9, Aladin, scripts).
+
+Every command finds the hub as SAMP says: $SAMP_HUB (std-lockurl:URL) when set,
+else ~/.samp; --lockfile PATH overrides both."""
+
+_STATE_HELP = ("state directory holding the delivery ledger (default: $SAMPFLOW_STATE_DIR, "
+               "else ~/.local/state/sampflow)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sampflow")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``sampflow`` command."""
+    """The argument parser of the ``sampflow`` command.
+
+    ``-v`` is accepted before and after the subcommand (``sampflow run FILE -v``).
+    """
     from .samp.hub.web import add_web_arguments
 
-    parser = argparse.ArgumentParser(prog="sampflow", description=__doc__)
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more output: -v logs every message (hub) or every firing "
+                         "(run); -vv the libraries' debug output too")
+    parser = argparse.ArgumentParser(prog="sampflow", description=_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log every message (hub) or every firing (run)")
-    sub = parser.add_subparsers(dest="command", required=True)
+                        help="more output (also accepted after the subcommand)")
+    parser.add_argument("--version", action="version", version=f"sampflow {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    hub = sub.add_parser("hub", help="run a SAMP hub in the foreground")
+    def command(name: str, help: str, description: str | None = None
+                ) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help,
+                              parents=[verbose])
+
+    hub = command("hub", "run a SAMP hub in the foreground until Ctrl-C or SIGTERM")
     hub.add_argument("--lockfile", help="lockfile path (default: $SAMP_HUB or ~/.samp)")
     hub.add_argument("--addr", default="127.0.0.1", help="listen address (default: loopback)")
     hub.add_argument("--port", type=int, default=0, help="Standard Profile port (default: any)")
     hub.add_argument("--label", default="", help="text added to the hub's samp.name")
     hub.set_defaults(func=cmd_hub)
 
-    clients = sub.add_parser("clients", help="list the clients registered with the hub")
+    clients = command("clients", "list the clients registered with the hub")
     clients.add_argument("--lockfile", help="lockfile of the hub (default: $SAMP_HUB or ~/.samp)")
     clients.set_defaults(func=cmd_clients)
 
-    send = sub.add_parser("send", help="send a notification, or a call with --wait",
-                          description="Values may be JSON: row-list=[1,2,3] sends a list.")
+    send = command("send", "send a notification, or a call with --wait",
+                   "Send a notification, or with --wait a call whose responses are printed. "
+                   "Values may be JSON: row-list=[1,2,3] sends a list.")
     send.add_argument("mtype", help="the MType, e.g. table.load.votable")
     send.add_argument("params", nargs="*", metavar="key=value", help="message parameters")
     send.add_argument("--to", help="recipient samp.name (glob) or public id; default: all "
@@ -331,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--lockfile", help="lockfile of the hub (default: $SAMP_HUB or ~/.samp)")
     send.set_defaults(func=cmd_send)
 
-    run = sub.add_parser("run", help="run rule files against the hub (starting one if needed)")
+    run = command("run", "run rule files against the hub (starting one if needed)")
     run.add_argument("files", nargs="+", metavar="FILE", help="YAML rule files")
     run.add_argument("--hub", choices=("auto", "connect", "start"), default="auto",
                      help="auto: join the running hub or start one (default); connect: only "
@@ -339,19 +463,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override a variable declared under vars:")
     run.add_argument("--dry-run", action="store_true",
-                     help="run everything but send nothing; print each would-be message")
+                     help="run everything but send nothing; print each would-be message "
+                     "(never starts a hub, never writes the ledger)")
     run.add_argument("--trace", metavar="FILE", help="append one JSON object per firing")
     run.add_argument("--allow-exec", action="store_true",
                      help="allow exec actions (argument lists, never a shell)")
     run.add_argument("--lockfile", help="lockfile of the hub (default: $SAMP_HUB or ~/.samp)")
+    run.add_argument("--state", metavar="DIR", help=_STATE_HELP)
     run.set_defaults(func=cmd_run)
 
-    validate = sub.add_parser("validate", help="check rule files and print every error")
-    validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    status = command("status", "show what the delivery ledger holds: sent, waiting, failed",
+                     "Per rule, how many files were sent, wait for a recipient, failed or "
+                     "were skipped; then every file that waits, is pending or failed.")
+    status.add_argument("--state", metavar="DIR", help=_STATE_HELP)
+    status.add_argument("--rule", metavar="NAME", help="only this rule")
+    status.add_argument("--all", action="store_true", help="list sent and skipped files too")
+    status.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    status.set_defaults(func=cmd_status)
+
+    retry = command("retry", "send files again: failed ones, or those named",
+                    "Mark files to be sent again: the running sampflow run picks them up "
+                    "within seconds, else the next one does at start.")
+    retry.add_argument("files", nargs="*", metavar="FILE", help="files to send again")
+    retry.add_argument("--failed", action="store_true", help="every file that failed")
+    retry.add_argument("--rule", metavar="NAME", help="only for this rule")
+    retry.add_argument("--state", metavar="DIR", help=_STATE_HELP)
+    retry.set_defaults(func=cmd_retry)
+
+    validate = command("validate", "check rule files and print every error")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="YAML rule files")
+    validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                          help="override a variable declared under vars:")
     validate.set_defaults(func=cmd_validate)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of the rule-file format")
+    schema = command("schema", "print the JSON Schema of the rule-file format (for editors)")
     schema.set_defaults(func=cmd_schema)
 
     for sub_parser in (hub, run):

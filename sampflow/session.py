@@ -116,6 +116,13 @@ class RunSession:
             await self._shutdown()
 
     async def _connection_loop(self) -> int:
+        if self.engine.dry_run and self.hub_mode != "connect" and not await self._hub_alive():
+            # A dry run never starts a hub nor writes a lockfile: it runs the rules with no
+            # hub and reports what it would send.
+            log.info("dry run: no SAMP hub is running; not starting one")
+            self.engine.run_without_hub()
+            await self._stop.wait()
+            return 0
         backoff = 0.5
         announced = False
         while not self._stop.is_set():
@@ -140,6 +147,7 @@ class RunSession:
             self.connected.set()
             reason = await self._watch(client)
             self.connected.clear()
+            self.engine.disconnected()
             if reason is None:
                 break
             log.warning("the SAMP hub went away (%s); reconnecting", reason)
@@ -148,10 +156,14 @@ class RunSession:
         return 0
 
     async def _join(self) -> AsyncSAMPClient:
-        if self.hub_mode == "start" or (self.hub_mode == "auto" and not await self._hub_alive()):
+        if self.engine.dry_run:
+            pass  # join only: a dry run never starts a hub
+        elif self.hub_mode == "start" or (self.hub_mode == "auto"
+                                          and not await self._hub_alive()):
             await self._start_hub()
-        client = AsyncSAMPClient(self.client_name, "sampflow rules engine",
-                                 dict(self.engine.ruleset.client))
+        metadata = self.engine.ruleset.samp_metadata()
+        metadata["samp.name"] = self.client_name
+        client = AsyncSAMPClient(metadata=metadata)
         client.on_hub_lost = lambda why: self._hub_lost.set()
         self._hub_lost.clear()
         await client.connect(lockfile=self.lockfile)

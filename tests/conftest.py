@@ -185,6 +185,15 @@ def _no_surviving_peer_processes() -> Iterator[None]:
         pytest.fail(f"child processes outlived every test (now killed): {children}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own sampflow state directory (the delivery ledger), inherited by
+    the ``sampflow`` processes it starts: never the user's ``~/.local/state/sampflow``."""
+    state = tmp_path / "sampflow-state"
+    monkeypatch.setenv("SAMPFLOW_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture(scope="session")
 def peer_policy(pytestconfig: pytest.Config) -> PeerPolicy:
     """The resolved ``--peers`` policy (``require`` whenever ``CI`` is set)."""

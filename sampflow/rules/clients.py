@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,12 @@ class ClientDirectory:
         self.messenger = messenger
         self._clients: dict[str, ClientInfo] = {}
         self._profile_lookups: dict[str, asyncio.Future[str]] = {}
+        self._changed: asyncio.Event | None = None
+
+    def _note_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     # -- filling -----------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -65,6 +72,7 @@ class ClientDirectory:
             info.name = info.metadata.get("samp.name")
             fresh[cid] = info
         self._clients = fresh
+        self._note_change()
 
     def add(self, client_id: str, name: str | None = None,
             subscriptions: dict[str, Any] | None = None) -> None:
@@ -75,6 +83,7 @@ class ClientDirectory:
             info.metadata.setdefault("samp.name", name)
         if subscriptions is not None:
             info.subscriptions = dict(subscriptions)
+        self._note_change()
 
     def apply(self, mtype: str, params: dict[str, Any]) -> list[HubEvent]:
         """Update from a ``samp.hub.event.*`` message; returns the hub events it means.
@@ -85,6 +94,7 @@ class ClientDirectory:
         cid = params.get("id")
         if not isinstance(cid, str):
             return []
+        self._note_change()
         if mtype == "samp.hub.event.register":
             self._clients.setdefault(cid, ClientInfo(cid))
             return []
@@ -176,6 +186,67 @@ class ClientDirectory:
         if response.get("samp.status") == "samp.ok" and isinstance(result, dict):
             return str(result.get("profile", ""))
         return ""
+
+    def is_client_subscribed(self, client_id: str, mtype: str) -> bool:
+        """Whether the client `client_id` is subscribed to `mtype` (patterns honoured)."""
+        info = self._clients.get(client_id)
+        return info is not None and any(mtype_matches(p, mtype) for p in info.subscriptions)
+
+    def forget(self, client_id: str) -> None:
+        """Drop `client_id` (the hub says it is gone; its unregister event may lag)."""
+        if self._clients.pop(client_id, None) is not None:
+            self._note_change()
+
+    def is_present(self, client_id: str) -> bool:
+        """Whether `client_id` is registered, as far as the hub's events tell."""
+        return client_id in self._clients
+
+    async def wait_for(self, pattern: str, mtype: str | None, timeout: float, *,
+                       exclude: Collection[str] = ()) -> list[str]:
+        """Wait until clients whose name matches `pattern` are registered (and, if `mtype` is
+        given, subscribed to it); returns their ids.
+
+        This is what ``hold:`` waits on: woken by the hub's ``samp.hub.event.*``
+        notifications (SAMP 1.3 section 3.13), no polling.
+
+        Parameters
+        ----------
+        pattern : str
+            A ``samp.name`` glob (case-insensitive) or a public id; ``*`` for any client.
+        mtype : str or None
+            The MType the client must be subscribed to.
+        timeout : float
+            Seconds to wait.
+        exclude : collection of str
+            Public ids that do not count (the engine's own, the hub's).
+
+        Returns
+        -------
+        list of str
+            The matching public ids (at least one).
+
+        Raises
+        ------
+        TimeoutError
+            If none appears within `timeout`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ids = [cid for cid in self.find(pattern) if cid not in exclude
+                   and (mtype is None or self.is_client_subscribed(cid, mtype))]
+            if ids:
+                return ids
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"no client matching {pattern!r} within {timeout:g} s")
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except TimeoutError:
+                pass
 
     # HubState, for registered() and subscribed() in expressions
     def is_registered(self, name: str) -> bool:

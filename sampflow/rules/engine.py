@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import IO, Any
 
 from .actions import ActionContext, Outbox, TableRegistry, run_action
 from .clients import HUB_EVENT_MTYPES, ClientDirectory
+from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
-from .expr import build_namespace
+from .expr import FileInfo, build_namespace
 from .guard import EchoGuard
+from .ledger import Ledger
 from .messenger import Messenger, error, ok, warning
 from .model import (
     Exec,
@@ -106,6 +109,11 @@ class Engine:
         uses ``record.one_line()``).
     echo_window : float
         Seconds during which repeated messages count as echoes (0 disables the echo guard).
+    ledger : Ledger, optional
+        The delivery ledger (``sampflow run`` opens the one in the state directory); default:
+        one in memory, forgotten when the engine goes.
+    retry_poll : float
+        Seconds between looks at the ledger for files ``sampflow retry`` asked for.
 
     Raises
     ------
@@ -117,7 +125,8 @@ class Engine:
                  dry_run: bool = False, allow_exec: bool = False,
                  trace: str | IO[str] | None = None,
                  on_firing: Callable[[FiringRecord], None] | None = None,
-                 echo_window: float = 2.0) -> None:
+                 echo_window: float = 2.0, ledger: Ledger | None = None,
+                 retry_poll: float = 2.0) -> None:
         self.ruleset = ruleset
         self.rules: tuple[Rule, ...] = tuple(r for r in ruleset.rules if r.enabled)
         if not allow_exec:
@@ -141,6 +150,15 @@ class Engine:
         self._pending_client = client
         self._started = False
         self.firings = 0
+        self.ledger = ledger if ledger is not None else Ledger(None)
+        self.deliveries = FileDeliveries(self.ledger, dry_run=dry_run)
+        #: Set while the engine can send (connected, or a dry run without a hub): triggers
+        #: that fire before are held until then, so nothing runs against no hub.
+        self.ready = asyncio.Event()
+        self._early: list[tuple[Rule, Trigger, Event, asyncio.Future[Any]]] = []
+        self._file_fires: dict[str, Callable[[Event], Any]] = {}
+        self._retry_poll = retry_poll
+        self._retry_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,12 +171,18 @@ class Engine:
         for rule in self.rules:
             self._runners[rule.name] = RuleRunner(rule, self._make_execute(rule))
             for trigger in rule.triggers:
+                fire = self._make_fire(rule, trigger)
+                planner = None
+                if isinstance(trigger, FilesTrigger):
+                    planner = self.deliveries.planner(rule, trigger)
+                    self._file_fires.setdefault(rule.name, fire)
                 try:
-                    self._detach.append(attach(trigger, self._make_fire(rule, trigger),
-                                               self.bus))
+                    self._detach.append(attach(trigger, fire, self.bus, planner=planner))
                 except Exception as exc:
                     log.error("rule %r: cannot start trigger %s: %s", rule.name,
                               describe_trigger(trigger), exc)
+        if self._file_fires:
+            self._retry_task = asyncio.get_running_loop().create_task(self._poll_retries())
         if self._pending_client is not None:
             await self.connect(self._pending_client)
 
@@ -171,6 +195,30 @@ class Engine:
         client.on_message = self.handle_message
         await self.directory.refresh()
         await client.declare_subscriptions(self.subscriptions())
+        self._set_ready()
+
+    def disconnected(self) -> None:
+        """The hub went away: hold new firings until :meth:`connect` is called again."""
+        self.ready.clear()
+        self.outbox.messenger = None
+        self.directory.messenger = None
+
+    def run_without_hub(self) -> None:
+        """Let triggers fire with no hub at all (a dry run with no hub running)."""
+        self._set_ready()
+
+    def _set_ready(self) -> None:
+        self.ready.set()
+        early, self._early = self._early, []
+        for rule, trigger, event, fut in early:
+            if fut.cancelled():
+                continue
+            result = self._fire(rule, trigger, event)
+            if result is None:
+                fut.set_result(None)
+            else:
+                asyncio.ensure_future(result).add_done_callback(
+                    lambda r, fut=fut: _copy_result(r, fut))
 
     def subscriptions(self) -> dict[str, dict[str, Any]]:
         """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,
@@ -194,7 +242,14 @@ class Engine:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the triggers, let running actions finish for up to ``timeout`` seconds, then
-        cancel the rest. The client is left registered (the caller unregisters it)."""
+        cancel the rest. The client is left registered (the caller unregisters it). Files
+        whose runs were cut short stay unfinished in the ledger and run at the next start."""
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            self._retry_task = None
+        for _, _, _, fut in self._early:
+            fut.cancel()
+        self._early.clear()
         for detach in self._detach:
             try:
                 detach()
@@ -295,14 +350,40 @@ class Engine:
         return out
 
     def _make_fire(self, rule: Rule, trigger: Trigger) -> Callable[[Event], Any]:
-        return lambda event: self._fire(rule, trigger, event)
+        def fire(event: Event) -> Any:
+            if self.ready.is_set():
+                return self._fire(rule, trigger, event)
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._early.append((rule, trigger, event, fut))
+            return fut
+        return fire
+
+    async def _poll_retries(self) -> None:
+        """Fire the files ``sampflow retry`` marked, while running (the ledger is shared)."""
+        while True:
+            await asyncio.sleep(self._retry_poll)
+            if not self.ready.is_set():
+                continue
+            for entry in self.ledger.entries(states=("retry",)):
+                fire = self._file_fires.get(entry.rule)
+                if fire is not None and os.path.isfile(entry.path):
+                    self.ledger.resume(entry.rule, entry.path)
+                    fire(FileEvent("retry", entry.path))
 
     def _fire(self, rule: Rule, trigger: Trigger, event: Event
               ) -> asyncio.Future[Outcome] | None:
+        tracked = isinstance(event, FileEvent) and isinstance(trigger, FilesTrigger)
+        if tracked and self.deliveries.already_sent(rule, event):  # type: ignore[arg-type]
+            return None
         ns = build_namespace(event, variables=self.ruleset.vars, hub=self.directory,
                              rule=rule.name)
         try:
             if rule.condition is not None and not rule.condition.check(ns):
+                if tracked:
+                    info = ns.get("file")
+                    problem = info.problem if isinstance(info, FileInfo) else None
+                    self.deliveries.skipped(rule, event,  # type: ignore[arg-type]
+                                            "its condition does not hold", problem)
                 return None
             key = rule.key.render(ns) if rule.key is not None else None
         except ExpressionError as exc:
@@ -325,10 +406,18 @@ class Engine:
                        ) -> Outcome:
         record = FiringRecord(rule.name, describe_trigger(trigger), _summary(event),
                               key=ns.get("key"), dry_run=self.dry_run)
-        ctx = ActionContext(rule, event, ns, record, self.outbox, self)
+        file_event = event if (isinstance(event, FileEvent)
+                               and isinstance(trigger, FilesTrigger)) else None
+        if file_event is not None:
+            if self.deliveries.already_sent(rule, file_event):  # queued behind its twin
+                return Outcome("dropped", reason="already sent")
+            self.deliveries.begin(rule, file_event)
+        ctx = ActionContext(rule, event, ns, record, self.outbox, self,
+                            on_wait=self._waiting_hook(rule, file_event))
         t0 = time.perf_counter()
         self.firings += 1
         outcome = Outcome("error", reason="not finished")
+        error: str | None = None
         try:
             for index, action in enumerate(rule.actions):
                 await run_action(action, ctx, index)
@@ -336,15 +425,33 @@ class Engine:
             outcome = Outcome("ok", reply=ctx.reply)
         except asyncio.CancelledError:
             record.status = "cancelled"
+            if file_event is not None:
+                self.deliveries.cancelled(rule, file_event)
             raise
         except Exception as exc:
-            record.status, record.error = "error", str(exc)
-            log.error("rule %r failed: %s", rule.name, exc)
+            error = str(exc)
+            record.status, record.error = "error", error
+            if file_event is None:
+                log.error("rule %r failed: %s", rule.name, exc)
             outcome = Outcome("error", reply=ctx.reply, reason=f"rule {rule.name!r}: {exc}")
         finally:
             record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
+            if file_event is not None and record.status != "cancelled":
+                self.deliveries.finished(rule, file_event, record, error)
+                if record.status == "error" and outcome.status == "ok":
+                    outcome = Outcome("error", reason=record.error)
             self._emit(record)
         return outcome
+
+    def _waiting_hook(self, rule: Rule, event: FileEvent | None
+                      ) -> Callable[[ActionContext, str | None, float | None], None]:
+        def on_wait(ctx: ActionContext, reason: str | None, hold_until: float | None) -> None:
+            ctx.record.steps.append({"waiting": reason} if reason else {"waiting": "over"})
+            if event is not None:
+                self.deliveries.waiting(rule, event, reason, hold_until)
+            elif reason is not None:
+                log.info("rule %r: waiting: %s", rule.name, reason)
+        return on_wait
 
     def _emit(self, record: FiringRecord) -> None:
         if self._trace is not None:
@@ -358,3 +465,14 @@ class Engine:
             except Exception:
                 log.exception("on_firing callback failed")
         log.debug("%s", record.one_line())
+
+
+def _copy_result(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())

@@ -6,13 +6,16 @@ Exception tree::
     ├── RuleFileError               a rule file failed to load; carries every Problem at once
     ├── ExpressionError             a template or condition failed to compile or to evaluate
     └── ActionError                 an action could not do its job (no such client, bad file, ...)
+        ├── RecipientMissing        no registered client matches a recipient (``hold:`` waits)
+        └── NotConnected            the engine has no hub connection to send through
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ActionError", "ExpressionError", "Problem", "RuleFileError", "RulesError"]
+__all__ = ["ActionError", "ExpressionError", "NotConnected", "Problem", "RecipientMissing",
+           "RuleFileError", "RulesError"]
 
 
 class RulesError(Exception):
@@ -61,3 +64,31 @@ class ExpressionError(RulesError):
 
 class ActionError(RulesError):
     """An action failed in a way that is not a bug (unknown recipient, unreadable file, ...)."""
+
+
+class RecipientMissing(ActionError):
+    """No registered client matches ``pattern`` (or none is subscribed to ``mtype``).
+
+    Parameters
+    ----------
+    pattern : str
+        The recipient as written: a ``samp.name`` glob or a public id; ``*`` when the action
+        goes to every subscribed client.
+    mtype : str or None
+        The MType the recipient must be subscribed to, when that is what is missing.
+    """
+
+    def __init__(self, pattern: str, mtype: str | None = None) -> None:
+        self.pattern = pattern
+        self.mtype = mtype
+        if pattern == "*":
+            text = f"no client is subscribed to {mtype}"
+        elif mtype is not None:
+            text = f"{pattern} is not registered (or not subscribed to {mtype})"
+        else:
+            text = f"no registered client matches {pattern!r}"
+        super().__init__(text)
+
+
+class NotConnected(ActionError):
+    """The engine is not connected to a hub, so nothing can be sent."""

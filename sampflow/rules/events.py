@@ -113,18 +113,28 @@ class FileEvent:
 
     Parameters
     ----------
-    kind : {"created", "modified", "moved", "deleted", "existing"}
-        ``existing`` comes from ``catch_up`` for files already there at start.
+    kind : {"created", "modified", "moved", "deleted", "existing", "retry"}
+        ``existing`` comes from ``catch_up`` for files already there at start; ``retry`` from
+        ``sampflow retry`` (the delivery ledger).
     path : str
         Absolute path of the file.
+    time : float
+        Unix time of the event, in seconds.
+    size : int, optional
+        The file's size in bytes when it was found complete (the version the delivery
+        ledger records; None for ``deleted``).
+    mtime_ns : int, optional
+        Its modification time then, in nanoseconds since the epoch.
     """
 
     kind: str
     path: str
     time: float = field(default_factory=time.time)
+    size: int | None = None
+    mtime_ns: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in FILE_EVENT_KINDS + ("existing",):
+        if self.kind not in FILE_EVENT_KINDS + ("existing", "retry"):
             raise ValueError(f"unknown file event kind {self.kind!r}")
         if not Path(self.path).is_absolute():
             raise ValueError(f"path must be absolute: {self.path!r}")

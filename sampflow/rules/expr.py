@@ -367,7 +367,7 @@ class FileInfo:
     """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header,
     kind."""
 
-    __slots__ = ("_kind", "dir", "event", "header", "name", "path", "stem", "suffix")
+    __slots__ = ("_kind", "dir", "event", "header", "name", "path", "problem", "stem", "suffix")
 
     def __init__(self, path: str, event: str = "") -> None:
         p = Path(path)
@@ -379,6 +379,8 @@ class FileInfo:
         self.event = event
         self.header = FitsHeader(self.path)
         self._kind: str | None | bool = False  # False: not looked at yet
+        #: Why ``kind`` is None (not FITS, unreadable), once it has been looked at.
+        self.problem: str | None = None
 
     @property
     def kind(self) -> str | None:
@@ -390,8 +392,9 @@ class FileInfo:
 
             try:
                 mtype = classify(self.path)
-            except ActionError:
+            except ActionError as exc:
                 self._kind = None
+                self.problem = str(exc).removeprefix(f"{self.path}: ")
             else:
                 self._kind = "image" if mtype.startswith("image.") else "table"
         return self._kind  # type: ignore[return-value]

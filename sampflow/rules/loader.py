@@ -353,6 +353,7 @@ def _join(path: str, key: str) -> str:
 
 
 def _enum(text: str, spec: F) -> str:
+    text = dict(spec.aliases).get(text.strip().lower(), text)
     if text not in spec.choices:
         raise ValueError("expected one of " + ", ".join(spec.choices))
     return text

@@ -25,7 +25,7 @@ from .events import FILE_EVENT_KINDS, HUB_EVENT_KINDS
 from .expr import Condition, Template, ValueTemplate
 
 __all__ = [
-    "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
+    "CATCH_UP", "DEFAULT_HOLD", "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
     "HighlightRow", "HubTrigger", "Log", "MTypeTrigger", "Mode", "Notify", "PointAt", "Reply",
     "Rule", "RuleSet", "SelectRows", "SendFile", "TimerTrigger", "Trigger", "check_mtype",
 ]
@@ -61,6 +61,13 @@ class Mode(enum.Enum):
     RESTART = "restart"    #: cancel the running one, start the new one
     QUEUED = "queued"      #: run after the running one (up to ``max`` waiting + running)
     PARALLEL = "parallel"  #: run alongside (up to ``max`` at once)
+
+
+#: ``catch_up:`` choices of a files trigger (see :mod:`sampflow.rules.triggers.files`).
+CATCH_UP = ("new", "all", "none")
+
+#: How long a send waits for a recipient that is not registered, by default (``hold:``), s.
+DEFAULT_HOLD = 7200.0
 
 
 def _positive(name: str, value: float | None, *, allow_zero: bool = True) -> None:
@@ -112,9 +119,13 @@ class FilesTrigger:
     events: frozenset[str] = frozenset({"created", "moved"})
     settle: float = 1.0
     poll: float | None = None
-    catch_up: bool = False
+    catch_up: str = "new"
 
     def __post_init__(self) -> None:
+        if isinstance(self.catch_up, bool):  # the Python spelling before the ledger
+            object.__setattr__(self, "catch_up", "all" if self.catch_up else "none")
+        if self.catch_up not in CATCH_UP:
+            raise ValueError(f"catch_up must be one of {', '.join(CATCH_UP)}")
         bad = set(self.events) - set(FILE_EVENT_KINDS)
         if bad or not self.events:
             raise ValueError(f"events must be some of {', '.join(FILE_EVENT_KINDS)}")
@@ -163,10 +174,12 @@ class Notify:
     to: Recipients
     mtype: str
     params: ValueTemplate = field(default_factory=dict)
+    hold: float = DEFAULT_HOLD
     options: ActionOptions = _NO_OPTIONS
 
     def __post_init__(self) -> None:
         check_mtype(self.mtype)
+        _positive("hold", self.hold)
         if not self.to:
             raise ValueError("to: needs at least one recipient")
 
@@ -181,11 +194,13 @@ class Call:
     params: ValueTemplate = field(default_factory=dict)
     timeout: float = 10.0
     name: str | None = None
+    hold: float = DEFAULT_HOLD
     options: ActionOptions = _NO_OPTIONS
 
     def __post_init__(self) -> None:
         check_mtype(self.mtype)
         _positive("timeout", self.timeout, allow_zero=False)
+        _positive("hold", self.hold)
         if not self.to:
             raise ValueError("to: needs at least one recipient")
 
@@ -230,12 +245,21 @@ class Reply:
 @dataclass(frozen=True, slots=True)
 class SendFile:
     """Send a file by what it is (VOTable, FITS image, FITS table); ``path`` defaults to the
-    triggering file, ``to`` to every client subscribed to the chosen MType."""
+    triggering file, ``to`` to every client subscribed to the chosen MType. With ``confirm``
+    the load is a call answered within ``timeout`` seconds; ``hold`` is how long to wait for
+    a recipient that is not registered (or not subscribed to the MType)."""
 
     to: Recipients = ()
     path: Template | None = None
     name: Template | None = None
+    confirm: bool = False
+    timeout: float = 60.0
+    hold: float = DEFAULT_HOLD
     options: ActionOptions = _NO_OPTIONS
+
+    def __post_init__(self) -> None:
+        _positive("timeout", self.timeout, allow_zero=False)
+        _positive("hold", self.hold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ def _field(spec: F) -> dict[str, Any]:
     elif k in (K.STRLIST, K.TEMPLATES):
         out = _one_or_many(_STR)
     elif k is K.ENUM:
-        out = {"oneOf": [{"enum": list(spec.choices)}, _VARREF]}
+        out = {"oneOf": [{"enum": [*spec.choices, *(a for a, _ in spec.aliases)]}, _VARREF]}
     elif k is K.ENUMSET:
         out = _one_or_many({"enum": list(spec.choices)})
     elif k is K.INT:

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import model as m
 from .events import FILE_EVENT_KINDS
+from .model import CATCH_UP
 
 __all__ = [
     "ACTIONS",
@@ -69,6 +70,8 @@ class F:
     attr: str | None = None
     required: bool = False
     choices: tuple[str, ...] = ()
+    #: For ENUM: other spellings accepted and what they mean (``yes`` -> ``all``).
+    aliases: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ def _hub(kind: str) -> ItemType:
 
 _TO = F(K.TEMPLATES, "recipients: samp.name globs (case-insensitive) or public ids")
 _TO_OPT = F(K.TEMPLATES, "recipients (default: every client subscribed to the MType)", attr="to")
+_HOLD = F(K.DURATION, "wait up to this long for a recipient that is not registered "
+          "(default 2h; 0 fails at once)")
 _TABLE = F(K.TEMPLATE, "table-id (default: the incoming message's)")
 _URL = F(K.TEMPLATE, "table URL (default: the incoming message's)")
 
@@ -112,7 +117,11 @@ TRIGGERS: dict[str, ItemType] = {
                         choices=FILE_EVENT_KINDS),
             "settle": F(K.DURATION, "quiet time before a file counts as complete (default 1s)"),
             "poll": F(K.DURATION, "poll every N instead of OS events (network file systems)"),
-            "catch_up": F(K.BOOL, "fire for files already there at start"),
+            "catch_up": F(K.ENUM, "at start, send files the ledger has not seen sent: new "
+                          "(default: those that arrived since the rule's first run), all "
+                          "(also those there before it), none", choices=CATCH_UP,
+                          aliases=(("yes", "all"), ("true", "all"), ("on", "all"),
+                                   ("no", "none"), ("false", "none"), ("off", "none"))),
         }, shorthand="files"),
         ItemType("every", m.TimerTrigger, "a periodic timer",
                  {"every": F(K.DURATION, "the period")}, shorthand="every"),
@@ -130,6 +139,7 @@ ACTIONS: dict[str, ItemType] = {
             "to": F(K.TEMPLATES, _TO.doc, required=True),
             "mtype": F(K.MTYPE, "the MType", required=True),
             "params": F(K.VALUE, "samp.params; strings are templates"),
+            "hold": _HOLD,
         }, shorthand="to"),
         ItemType("call", m.Call, "call and wait for the response", {
             "to": F(K.TEMPLATES, _TO.doc, required=True),
@@ -137,6 +147,7 @@ ACTIONS: dict[str, ItemType] = {
             "params": F(K.VALUE, "samp.params; strings are templates"),
             "timeout": F(K.DURATION, "how long to wait (default 10s)"),
             "as": F(K.STR, "name the response: responses.NAME", attr="name"),
+            "hold": _HOLD,
         }, shorthand="to"),
         ItemType("broadcast", m.Broadcast, "notify every subscribed client", {
             "broadcast": F(K.MTYPE, "the MType", attr="mtype"),
@@ -158,6 +169,11 @@ ACTIONS: dict[str, ItemType] = {
             "to": _TO_OPT,
             "path": F(K.TEMPLATE, "the file (default: the triggering file)"),
             "name": F(K.TEMPLATE, "the name shown (default: the file name)"),
+            "confirm": F(K.BOOL, "send the load as a call and wait for the response, so a "
+                         "file the recipient rejects is recorded failed with its error text"),
+            "timeout": F(K.DURATION, "with confirm: how long to wait for the response "
+                         "(default 60s)"),
+            "hold": _HOLD,
         }, shorthand="to"),
         ItemType("point_at", m.PointAt, "send coord.pointAt.sky", {
             "to": _TO_OPT,

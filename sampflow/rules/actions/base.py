@@ -6,14 +6,15 @@ records every message for loop prevention and for the trace, and in a dry run se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clients import ClientDirectory
-from ..errors import ActionError
+from ..errors import ActionError, NotConnected, RecipientMissing
 from ..events import Event, SampMessage
 from ..expr import Template
 from ..guard import EchoGuard
@@ -21,7 +22,7 @@ from ..messenger import Messenger
 from ..model import Rule
 from ..trace import FiringRecord
 
-__all__ = ["ActionContext", "Outbox", "to_samp"]
+__all__ = ["ActionContext", "Outbox", "WaitHook", "human_duration", "to_samp"]
 
 log = logging.getLogger("sampflow.rules")
 
@@ -70,16 +71,46 @@ class Outbox:
         return {i for i in (self.messenger.public_id, self.messenger.hub_id) if i}
 
     async def resolve(self, to: Iterable[Template], ns: dict[str, Any], *, mtype: str,
-                      exclude: Iterable[Template] = (), required: bool = False) -> list[str]:
+                      exclude: Iterable[Template] = (), required: bool = False,
+                      subscribed: bool = False) -> list[str]:
         """Recipient ids: ``to`` rendered and looked up by name (or, if empty, every client
-        subscribed to ``mtype``), minus ``exclude``, the engine and the hub."""
+        subscribed to ``mtype``), minus ``exclude``, the engine and the hub.
+
+        Parameters
+        ----------
+        to, exclude : iterable of Template
+            Recipients and clients to leave out (``samp.name`` globs, public ids, ``sender``).
+        ns : dict
+            The firing's namespace.
+        mtype : str
+            The MType to be sent.
+        required : bool
+            Raise when the result would be empty.
+        subscribed : bool
+            Count a client named in `to` only if it is subscribed to `mtype` (a client that
+            has registered but not yet declared its subscriptions is not there yet).
+
+        Returns
+        -------
+        list of str
+            Public ids, without duplicates, in order.
+
+        Raises
+        ------
+        RecipientMissing
+            If a name in `to` matches no (subscribed) client, or `required` and none is left.
+        """
         to = tuple(to)
         ids: list[str] = []
+        check = subscribed and self.messenger is not None
         if to:
             for pattern in self._names(to, ns):
                 found = await self._lookup(pattern, ns)
+                if check:
+                    found = [i for i in found
+                             if self.directory.is_client_subscribed(i, mtype)]
                 if not found:
-                    raise ActionError(f"no registered client matches {pattern!r}")
+                    raise RecipientMissing(pattern, mtype if check else None)
                 ids.extend(found)
         elif self.messenger is not None:
             ids = list(await self.messenger.get_subscribed_clients(mtype))
@@ -88,8 +119,16 @@ class Outbox:
             skip.update(await self._lookup(pattern, ns, refresh=False))
         out = list(dict.fromkeys(i for i in ids if i not in skip))
         if required and not out:
-            raise ActionError(f"no client to send {mtype} to")
+            raise RecipientMissing("*", mtype)
         return out
+
+    def names(self, to: Iterable[Template], ns: dict[str, Any]) -> list[str]:
+        """The recipients of `to` as written after rendering (``["*"]`` when `to` is empty)."""
+        return self._names(tuple(to), ns) or ["*"]
+
+    def _require_hub(self) -> None:
+        if not self.dry_run and self.messenger is None:
+            raise NotConnected("not connected to a SAMP hub: nothing was sent")
 
     @staticmethod
     def _names(templates: Iterable[Template], ns: dict[str, Any]) -> list[str]:
@@ -111,6 +150,7 @@ class Outbox:
     async def notify(self, record: FiringRecord, action: str, to: str, mtype: str,
                      params: Any) -> None:
         """Send a notification (or, in a dry run, record that it would be sent)."""
+        self._require_hub()
         msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
         entry = self._entry(action, to, msg)
         t0 = time.perf_counter()
@@ -128,6 +168,7 @@ class Outbox:
     async def call(self, record: FiringRecord, action: str, to: str, mtype: str, params: Any,
                    timeout: float) -> dict[str, Any]:
         """Call and wait; returns the response map (``samp.ok`` in a dry run)."""
+        self._require_hub()
         msg = {"samp.mtype": mtype, "samp.params": to_samp(params)}
         entry = self._entry(action, to, msg)
         t0 = time.perf_counter()
@@ -156,12 +197,35 @@ class Outbox:
                 "params": msg["samp.params"], "dry_run": self.dry_run}
 
 
+def human_duration(seconds: float) -> str:
+    """``7200`` -> ``'2h'``, ``90`` -> ``'1m30s'``, ``0.5`` -> ``'0.5s'`` (for log lines).
+
+    >>> human_duration(7200), human_duration(90), human_duration(0.5)
+    ('2h', '1m30s', '0.5s')
+    """
+    if seconds < 60:
+        return f"{seconds:g}s"
+    out, rest = "", int(round(seconds))
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out
+
+
+#: ``on_wait(ctx, reason, hold_until)``: an action starts waiting for a recipient (``reason``
+#: says for what, ``hold_until`` is a Unix time), or stops (both None).
+WaitHook = Callable[["ActionContext", "str | None", "float | None"], None]
+
+
 @dataclass
 class ActionContext:
     """One firing as its actions see it.
 
     ``ns`` is the expression namespace (actions add ``response``, ``result`` and
     ``responses``); ``reply`` is the response a ``reply`` action set for the incoming call.
+    ``on_wait`` is told when an action waits for a recipient (the engine records it in the
+    delivery ledger and says so on the log).
     """
 
     rule: Rule
@@ -172,6 +236,66 @@ class ActionContext:
     services: Any
     reply: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    on_wait: WaitHook | None = None
+
+    async def recipients(self, to: Iterable[Template], mtype: str, hold: float, *,
+                         exclude: Iterable[Template] = (), required: bool = True) -> list[str]:
+        """Resolve recipients as `Outbox.resolve` does, waiting up to `hold` seconds for one
+        that is not registered (or not subscribed to `mtype`) yet: the ``hold:`` option.
+
+        The wait is woken by the hub's registration and subscription events; `on_wait` is
+        told when it starts and ends.
+
+        Parameters
+        ----------
+        to, exclude : iterable of Template
+            As for `Outbox.resolve`.
+        mtype : str
+            The MType to be sent; recipients must be subscribed to it.
+        hold : float
+            Seconds to wait in all; 0 fails at once.
+        required : bool
+            Whether an empty result (no client subscribed at all) is missing too.
+
+        Returns
+        -------
+        list of str
+            Public ids.
+
+        Raises
+        ------
+        RecipientMissing
+            If the recipients are still missing when `hold` runs out.
+        """
+        to, exclude = tuple(to), tuple(exclude)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold
+        waiting = False
+        try:
+            while True:
+                try:
+                    return await self.outbox.resolve(to, self.ns, mtype=mtype, exclude=exclude,
+                                                     required=required, subscribed=True)
+                except RecipientMissing as exc:
+                    left = deadline - loop.time()
+                    if left <= 0 or self.outbox.messenger is None:
+                        if waiting:
+                            raise RecipientMissing(exc.pattern, exc.mtype) from None
+                        raise
+                    if not waiting:
+                        waiting = True
+                        if self.on_wait is not None:
+                            self.on_wait(self, f"{exc} (held up to {human_duration(hold)})",
+                                         time.time() + left)
+                    try:
+                        await self.outbox.directory.wait_for(
+                            exc.pattern, exc.mtype or mtype, left,
+                            exclude=self.outbox.own_ids)
+                    except TimeoutError:
+                        pass
+        finally:
+            if waiting and self.on_wait is not None:
+                self.on_wait(self, None, None)
 
     def message(self) -> SampMessage:
         """The incoming SAMP message, or ActionError if the rule was not fired by one."""

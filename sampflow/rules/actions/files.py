@@ -71,7 +71,21 @@ def _fits_kind(path: str) -> str | None:
 
 
 async def send_file(action: SendFile, ctx: ActionContext) -> None:
-    """Send the file (``path`` or the triggering file) to ``to`` or to every subscribed client."""
+    """Send the file (``path`` or the triggering file) to ``to`` or to every subscribed client.
+
+    The MType is chosen by content (``image.load.fits``, ``table.load.fits``,
+    ``table.load.votable``; SAMP MTypes document). A recipient that is not registered (or not
+    yet subscribed to that MType) is waited for up to ``hold`` seconds. With ``confirm`` the
+    load is a call: a ``samp.error`` response fails the action with the recipient's
+    ``samp.errortxt``. A recipient that unregisters while the file is on its way (DS9 quit)
+    is waited for again, so the file reaches it when it comes back.
+
+    Raises
+    ------
+    ActionError
+        If the file cannot be read or is not FITS / VOTable, a recipient refused it, or no
+        recipient came within ``hold``.
+    """
     if action.path is not None:
         path = str(action.path.render(ctx.ns))
     elif isinstance(ctx.event, FileEvent):
@@ -89,6 +103,54 @@ async def send_file(action: SendFile, ctx: ActionContext) -> None:
     params["image-id" if mtype.startswith("image.") else "table-id"] = url
     if mtype.startswith("table."):
         ctx.services.tables.note_load(params)
-    ids = await ctx.outbox.resolve(action.to, ctx.ns, mtype=mtype, required=True)
-    for cid in ids:
-        await ctx.outbox.notify(ctx.record, "send_file", cid, mtype, params)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + action.hold
+    delivered: set[str] = set()
+    while True:
+        left = max(0.0, deadline - loop.time())
+        ids = [i for i in await ctx.recipients(action.to, mtype, left) if i not in delivered]
+        gone = False
+        for cid in ids:
+            if await _deliver(action, ctx, cid, mtype, params):
+                delivered.add(cid)
+            else:
+                gone = True
+        if not gone:
+            return
+
+
+async def _deliver(action: SendFile, ctx: ActionContext, cid: str, mtype: str,
+                   params: dict[str, str]) -> bool:
+    """Send to one recipient; False if it turned out to have gone (to be waited for again)."""
+    outbox = ctx.outbox
+    try:
+        if not action.confirm:
+            await outbox.notify(ctx.record, "send_file", cid, mtype, params)
+            return True
+        response = await outbox.call(ctx.record, "send_file", cid, mtype, params,
+                                     action.timeout)
+    except ActionError:
+        if not await _still_there(ctx, cid):
+            return False
+        raise
+    if response.get("samp.status") == "samp.error":
+        if not await _still_there(ctx, cid):
+            return False  # the hub answered for a recipient that died meanwhile
+        error = response.get("samp.error") or {}
+        text = error.get("samp.errortxt", "no reason given") if isinstance(error, dict) else ""
+        raise ActionError(f"{outbox.directory.name_of(cid) or cid}: {text}")
+    return True
+
+
+async def _still_there(ctx: ActionContext, cid: str) -> bool:
+    """Whether `cid` is still registered, asked of the hub (its events may lag)."""
+    messenger = ctx.outbox.messenger
+    if messenger is None:
+        return True
+    try:
+        present = cid in await messenger.get_registered_clients()
+    except Exception:  # the hub itself is going: not the recipient's fault
+        return True
+    if not present:
+        ctx.outbox.directory.forget(cid)
+    return present

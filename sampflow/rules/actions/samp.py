@@ -15,21 +15,22 @@ _SENDER = compile_template("sender")
 
 
 async def notify(action: Notify, ctx: ActionContext) -> None:
-    """Notify each recipient in ``to``."""
+    """Notify each recipient in ``to``, waiting up to ``hold`` for one not registered yet."""
     params = render_value(action.params, ctx.ns)
-    ids = await ctx.outbox.resolve(action.to, ctx.ns, mtype=action.mtype)
+    ids = await ctx.recipients(action.to, action.mtype, action.hold)
     for cid in ids:
         await ctx.outbox.notify(ctx.record, "notify", cid, action.mtype, params)
 
 
 async def call(action: Call, ctx: ActionContext) -> None:
     """Call each recipient (concurrently) and wait; a ``samp.error`` response fails the action.
+    A recipient not registered yet is waited for up to ``hold``.
 
     The (last) response is ``response`` and its ``samp.result`` is ``result`` for the actions
     after this one; with ``as: NAME`` it is also ``responses.NAME``.
     """
     params = render_value(action.params, ctx.ns)
-    ids = await ctx.outbox.resolve(action.to, ctx.ns, mtype=action.mtype)
+    ids = await ctx.recipients(action.to, action.mtype, action.hold)
     responses = await asyncio.gather(*(
         ctx.outbox.call(ctx.record, "call", cid, action.mtype, params, action.timeout)
         for cid in ids))

@@ -34,6 +34,13 @@ PLATFORMS: dict[type, Platform] = {
 }
 
 
-def attach(config: Trigger, fire: Callable[[Event], Any], bus: EventBus) -> Callable[[], None]:
-    """Attach ``config`` with the platform registered for its type."""
+def attach(config: Trigger, fire: Callable[[Event], Any], bus: EventBus, *,
+           planner: Any = None) -> Callable[[], None]:
+    """Attach ``config`` with the platform registered for its type.
+
+    ``planner`` is the delivery ledger's catch-up planner, for files triggers
+    (:class:`~sampflow.rules.deliveries.CatchUpPlanner`); other platforms have no use for it.
+    """
+    if isinstance(config, FilesTrigger):
+        return files.attach(config, fire, bus, planner)
     return PLATFORMS[type(config)](config, fire, bus)

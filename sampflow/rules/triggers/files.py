@@ -12,10 +12,16 @@ A file fires when it is *complete*:
 The event kind is that of the first event in the burst: a file created and then written is
 ``created``. A file written under a temporary name and renamed into place fires once, as
 ``moved`` (or as ``created`` when the temporary name matched the patterns too, as the file is
-new). ``deleted`` fires at once. ``catch_up: true`` fires ``existing`` for the files already
-there when watching starts (oldest first), with a progress bar of the runs they start when
-stderr is a terminal (:class:`CatchUpProgress`). ``poll: SECONDS`` uses watchdog's polling observer
-(network file systems), where only the size-and-time test applies.
+new). ``deleted`` fires at once. ``poll: SECONDS`` uses watchdog's polling observer (network
+file systems), where only the size-and-time test applies.
+
+Catch-up: when watching starts, the files already there are reconciled with the delivery
+ledger (:class:`~sampflow.rules.deliveries.CatchUpPlanner`): with ``catch_up: new`` (the
+default) the files that arrived or changed since the rule last ran, and those a stopped or
+killed run left unfinished, fire ``existing`` (oldest first); ``all`` also fires, on the
+rule's first run, the files that were there before; ``none`` fires nothing. A file still
+being written (changed within ``settle``) waits to be complete like any other. When stderr is
+a terminal a progress bar counts the runs they start (:class:`CatchUpProgress`).
 
 Patterns and ignore globs are matched case-insensitively against the file name, or against the
 path relative to the folder when they contain ``/``.
@@ -50,7 +56,9 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from ..deliveries import CatchUpPlanner, scan_folder
 from ..events import Event, FileEvent
+from ..ledger import Ledger
 from ..model import FilesTrigger
 from .bus import EventBus
 
@@ -104,11 +112,16 @@ class FolderWatch:
         Called on the event loop with each :class:`~sampflow.rules.events.FileEvent`.
     loop : asyncio.AbstractEventLoop
         The loop to deliver on.
+    planner : CatchUpPlanner, optional
+        Decides which files already there fire at start (default: an in-memory ledger, so
+        ``new`` fires nothing and ``all`` everything).
     """
 
     def __init__(self, config: FilesTrigger, fire: Callable[[Event], Any],
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop,
+                 planner: CatchUpPlanner | None = None) -> None:
         self.config = config
+        self._planner = planner or CatchUpPlanner(Ledger(None), "", config.catch_up)
         self._fire = fire
         self._loop = loop
         self._root = os.path.abspath(config.path)
@@ -130,7 +143,7 @@ class FolderWatch:
                                 recursive=cfg.recursive)
         self._observer.daemon = True
         self._observer.start()
-        if cfg.catch_up:
+        if cfg.catch_up != "none":
             self._catch_up = self._loop.create_task(self._scan_existing())
 
     def stop(self) -> None:
@@ -230,37 +243,34 @@ class FolderWatch:
             p.handle = self._loop.call_at(now + max(self.config.settle, 0.05), self._check, path)
             return
         del self._pending[path]
-        if p.kind in self.config.events:
-            self._emit(p.kind, path)
+        if p.kind in self.config.events or p.kind in ("existing", "retry"):
+            self._emit(p.kind, path, st)
 
-    def _emit(self, kind: str, path: str) -> Any:
+    def _emit(self, kind: str, path: str, version: _Stat | None = None) -> Any:
         self.fired += 1
+        size, mtime_ns = version if version is not None else (None, None)
         try:
-            return self._fire(FileEvent(kind, path))
+            return self._fire(FileEvent(kind, path, size=size, mtime_ns=mtime_ns))
         except Exception:  # the engine isolates rules; this only guards the watcher itself
             log.exception("file trigger for %s failed", path)
             return None
 
     async def _scan_existing(self) -> None:
-        def scan() -> list[str]:
-            found: list[tuple[float, str]] = []
-            for dirpath, dirnames, filenames in os.walk(self._root):
-                if not self.config.recursive:
-                    dirnames.clear()
-                for name in filenames:
-                    full = os.path.join(dirpath, name)
-                    if self.matches(full):
-                        try:
-                            found.append((os.stat(full).st_mtime, full))
-                        except OSError:
-                            pass
-            return [p for _, p in sorted(found)]
-
-        paths = await self._loop.run_in_executor(None, scan)
-        progress = CatchUpProgress.for_terminal(len(paths), f"catch-up {self._root}")
+        found = await scan_folder(self._root, self.matches, self.config.recursive)
+        planned = self._planner.plan(self._root, found)
+        versions = {f.path: (f.size, f.mtime_ns) for f in found}
+        progress = CatchUpProgress.for_terminal(len(planned), f"catch-up {self._root}")
+        recent = time.time_ns() - int(self.config.settle * 1e9)
         try:
-            for path in paths:
-                result = self._emit("existing", path) if path not in self._pending else None
+            for path, kind in planned:
+                version = versions[path]
+                if path in self._pending:  # a live event has it already
+                    result = None
+                elif version[1] > recent:  # may still be being written: settle first
+                    self._touch(path, kind)
+                    result = None
+                else:
+                    result = self._emit(kind, path, version)
                 if progress is not None:
                     progress.track(result)
                 await asyncio.sleep(0)
@@ -363,9 +373,26 @@ class CatchUpProgress:
         self._closed = True
 
 
-def attach(config: FilesTrigger, fire: Callable[[Event], Any], bus: EventBus
-           ) -> Callable[[], None]:
-    """Start watching ``config.path``; returns the detach function."""
-    watch = FolderWatch(config, fire, asyncio.get_running_loop())
+def attach(config: FilesTrigger, fire: Callable[[Event], Any], bus: EventBus,
+           planner: CatchUpPlanner | None = None) -> Callable[[], None]:
+    """Start watching ``config.path``; returns the detach function.
+
+    Parameters
+    ----------
+    config : FilesTrigger
+        What to watch.
+    fire : callable
+        Called on the loop with each `FileEvent`.
+    bus : EventBus
+        Unused (file events do not go through the bus).
+    planner : CatchUpPlanner, optional
+        The engine's catch-up planner for this rule (the delivery ledger).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist.
+    """
+    watch = FolderWatch(config, fire, asyncio.get_running_loop(), planner)
     watch.start()
     return watch.stop

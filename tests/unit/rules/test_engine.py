@@ -139,7 +139,7 @@ async def test_calls_get_replies(setup) -> None:
             do: [{log: hi}]
           - name: broken
             on: {mtype: test.broken}
-            do: [{notify: {to: NoSuchTool, mtype: x.y}}]
+            do: [{notify: {to: NoSuchTool, mtype: x.y, hold: 0}}]
           - name: busy
             on: {mtype: test.busy}
             do: [{delay: 300ms}]
@@ -175,12 +175,12 @@ async def test_failing_rule_does_not_stop_others_and_options(setup) -> None:
           - name: fails
             on: {mtype: test.go}
             do:
-              - notify: {to: Ghost, mtype: test.x}
+              - notify: {to: Ghost, mtype: test.x, hold: 0}
               - log: never
           - name: keeps going
             on: {mtype: test.go}
             do:
-              - notify: {to: Ghost, mtype: test.x}
+              - notify: {to: Ghost, mtype: test.x, hold: 0}
                 continue_on_error: true
               - call: {to: flaky, mtype: test.q, as: q}
                 retry: {times: 3, delay: 10ms}

@@ -210,7 +210,7 @@ def test_every_trigger_and_action_parses(tmp_path) -> None:
     assert [t.kind for t in rule.triggers[1:5]] == ["registered", "unregistered", "metadata",
                                                     "subscriptions"]
     f = rule.triggers[5]
-    assert (f.recursive, f.settle, f.poll, f.catch_up) == (True, 0.5, 2.0, True)
+    assert (f.recursive, f.settle, f.poll, f.catch_up) == (True, 0.5, 2.0, "all")
     assert f.events == {"created", "modified", "moved", "deleted"}
     assert rule.triggers[6].every == 90.0
     assert (rule.mode, rule.max, rule.debounce, rule.throttle) == (m.Mode.PARALLEL, 3, 0.1, 1.0)
