@@ -350,8 +350,8 @@ def engines(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
     started: list[EngineRun] = []
 
-    def start(files: list[Any], *args: str) -> EngineRun:
-        engine = EngineRun(tmp_path / f"engine-{len(started)}", files, *args)
+    def start(files: list[Any], *args: str, **kwargs: Any) -> EngineRun:
+        engine = EngineRun(tmp_path / f"engine-{len(started)}", files, *args, **kwargs)
         started.append(engine)
         return engine
 

@@ -400,16 +400,19 @@ class EngineRun:
         Rule files.
     *args : str
         More ``run`` arguments (``--lockfile``, ``--set``, ``--hub``, ...).
+    verbose : bool
+        Pass ``-v`` (every firing logged); without it the log is what a user sees by default.
     """
 
-    def __init__(self, folder: Path, files: Sequence[str | Path], *args: str) -> None:
+    def __init__(self, folder: Path, files: Sequence[str | Path], *args: str,
+                 verbose: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "home").mkdir(exist_ok=True)
         self.dir = folder
         self.trace = folder / "trace.jsonl"
         self.log_path = folder / "engine.log"
-        self.argv = [*sampflow_argv(), "-v", "run", *map(str, files), "--no-web-profile",
-                     "--trace", str(self.trace), *args]
+        self.argv = [*sampflow_argv(), *(["-v"] if verbose else []), "run", *map(str, files),
+                     "--no-web-profile", "--trace", str(self.trace), *args]
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env=hub_env(folder / "home"),

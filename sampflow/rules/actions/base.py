@@ -293,6 +293,9 @@ class ActionContext:
                             exclude=self.outbox.own_ids)
                     except TimeoutError:
                         pass
+        except asyncio.CancelledError:
+            waiting = False  # the engine is stopping: the file stays waiting for next time
+            raise
         finally:
             if waiting and self.on_wait is not None:
                 self.on_wait(self, None, None)
