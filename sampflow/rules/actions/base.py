@@ -62,6 +62,7 @@ class Outbox:
         self.directory = directory
         self.guard = guard
         self.dry_run = dry_run
+        self._lanes: dict[str, asyncio.Lock] = {}
 
     @property
     def own_ids(self) -> set[str]:
@@ -121,6 +122,18 @@ class Outbox:
         if required and not out:
             raise RecipientMissing("*", mtype)
         return out
+
+    def lane(self, recipient_id: str) -> asyncio.Lock:
+        """The lock that makes confirmed loads to one recipient go one at a time.
+
+        DS9 and TOPCAT load one file at a time anyway; queueing here rather than in the hub
+        keeps at most one load per recipient in flight, so a killed engine re-sends at most
+        one file per recipient at its next start.
+        """
+        lock = self._lanes.get(recipient_id)
+        if lock is None:
+            lock = self._lanes[recipient_id] = asyncio.Lock()
+        return lock
 
     def names(self, to: Iterable[Template], ns: dict[str, Any]) -> list[str]:
         """The recipients of `to` as written after rendering (``["*"]`` when `to` is empty)."""

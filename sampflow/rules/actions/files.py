@@ -77,8 +77,9 @@ async def send_file(action: SendFile, ctx: ActionContext) -> None:
     ``table.load.votable``; SAMP MTypes document). A recipient that is not registered (or not
     yet subscribed to that MType) is waited for up to ``hold`` seconds. With ``confirm`` the
     load is a call: a ``samp.error`` response fails the action with the recipient's
-    ``samp.errortxt``. A recipient that unregisters while the file is on its way (DS9 quit)
-    is waited for again, so the file reaches it when it comes back.
+    ``samp.errortxt``; confirmed loads to one recipient go one at a time
+    (:meth:`Outbox.lane`). A recipient that unregisters while the file is on its way (DS9
+    quit) is waited for again, so the file reaches it when it comes back.
 
     Raises
     ------
@@ -127,8 +128,9 @@ async def _deliver(action: SendFile, ctx: ActionContext, cid: str, mtype: str,
         if not action.confirm:
             await outbox.notify(ctx.record, "send_file", cid, mtype, params)
             return True
-        response = await outbox.call(ctx.record, "send_file", cid, mtype, params,
-                                     action.timeout)
+        async with outbox.lane(cid):
+            response = await outbox.call(ctx.record, "send_file", cid, mtype, params,
+                                         action.timeout)
     except ActionError:
         if not await _still_there(ctx, cid):
             return False
