@@ -21,7 +21,9 @@ Security (section 5.4), in the order a request meets it:
   runs off the serving path: a pending prompt never blocks other clients, and no terminal
   and no allow-list means refusal while the hub keeps running.
 - URL translation (5.4.3): the ``samp.url-translator`` prefix serves only URLs that a
-  Standard Profile client (or the hub) mentioned in a message or response (`UrlControl`).
+  Standard Profile client (or the hub) mentioned in a message or response before any web
+  client mentioned them (in a message, a response, its identity, metadata or
+  subscriptions): a page's URL stays untranslatable whoever relays it (`UrlControl`).
 - Messages from web clients are limited to MTypes their recipients mark
   ``x-samp.mostly-harmless`` or that are on a list of known-harmless MTypes
   (`MTypeRestriction`).
@@ -357,6 +359,8 @@ class WebProfile:
                 raise LocalProtocolError("pullCallbacks takes 2 arguments, got "
                                          f"{len(params)}")
             return await self.pull_callbacks(*params)
+        if name in ("declareMetadata", "declareSubscriptions"):
+            self.urls.taint(list(params[1:]))  # a page's URLs stay untranslatable
         return await self.service.dispatch(name, params, profile=Profile.WEB, extra=self._extra)
 
     async def register(self, params: tuple[Any, ...], *, origin: str | None,
@@ -381,6 +385,7 @@ class WebProfile:
             identity = {"samp.name": identity}
         if not isinstance(identity, dict) or not isinstance(identity.get("samp.name"), str):
             raise LocalProtocolError("identity-info must be a map with a string samp.name")
+        self.urls.taint(identity)
         request = ConsentRequest(identity["samp.name"], origin, peer, dict(identity))
         if not await self.gate.ask(request):
             log.info("registration refused: %s", request.describe())
