@@ -130,3 +130,16 @@ async def test_large_file_is_streamed_whole(page: Page, folder: Path) -> None:
     assert response.headers["Content-Length"] == str(len(data))
     assert response.headers["Access-Control-Allow-Origin"] == PAGE
     assert response.content_type == "image/fits"
+
+
+async def test_urls_in_a_pages_metadata_stay_untranslatable(page: Page, folder: Path) -> None:
+    """The hub relays a page's metadata to desktop clients (``samp.hub.event.metadata``) and
+    a desktop client may repeat it: URLs the page declared first are not translatable."""
+    secret = folder / "icon.png"
+    secret.write_text("private")
+    await page.client("declareMetadata", {"samp.name": "page",
+                                          "samp.icon.url": secret.as_uri()})
+    meta = await page.desktop.client.get_metadata(page.client.id)
+    await page.offer(meta["samp.icon.url"])
+    status, body, _ = await page.fetch(secret.as_uri())
+    assert status == 403 and body != b"private"

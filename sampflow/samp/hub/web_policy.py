@@ -59,6 +59,10 @@ DEFAULT_HARMLESS_MTYPES: tuple[str, ...] = (
     "voresource.*",
 )
 
+#: Nesting levels searched for URLs in what web clients send: deeper than what is searched
+#: in what trusted clients send (32), and than XML-RPC requests may nest (`xmlrpc.MAX_DEPTH`).
+TAINT_DEPTH = 256
+
 #: URL schemes the translator may serve.
 TRANSLATABLE_SCHEMES = frozenset({"http", "https", "file", "ftp"})
 
@@ -122,33 +126,39 @@ class MTypeRestriction:
                 f"(not marked {HARMLESS_KEY})")
 
 
-def iter_urls(value: Any, max_depth: int | None = 32) -> Iterator[str]:
+def iter_urls(value: Any, max_depth: int = 32) -> Iterator[str]:
     """Every string in a SAMP value (nested maps and lists) that is a translatable URL.
 
     Parameters
     ----------
     value : object
         A SAMP value.
-    max_depth : int or None
-        Nesting levels to look into; None for all of them.
+    max_depth : int
+        Nesting levels to look into.
 
     Examples
     --------
     >>> list(iter_urls({"url": "file:///tmp/a.vot", "n": ["x", " http://h/t?x=1"]}))
     ['file:///tmp/a.vot', ' http://h/t?x=1']
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            head = item[:24].lstrip()[:8].lower()
-            if ":" in head and head.split(":", 1)[0] in TRANSLATABLE_SCHEMES:
-                yield item
-        elif max_depth is None or depth < max_depth:
-            if isinstance(item, dict):
-                stack.extend((v, depth + 1) for v in reversed(list(item.values())))
-            elif isinstance(item, (list, tuple)):
-                stack.extend((v, depth + 1) for v in reversed(item))
+    found: list[str] = []
+    _collect(value, max_depth, found)
+    return iter(found)
+
+
+def _collect(value: Any, depth: int, found: list[str]) -> None:
+    if isinstance(value, str):
+        if ":" in value[:32]:
+            head = value[:32].lstrip()[:8].lower()
+            if head.split(":", 1)[0] in TRANSLATABLE_SCHEMES:
+                found.append(value)
+    elif depth > 0:
+        if isinstance(value, dict):
+            for item in value.values():
+                _collect(item, depth - 1, found)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                _collect(item, depth - 1, found)
 
 
 def url_key(url: str) -> str:
@@ -289,7 +299,7 @@ class UrlControl:
     def taint(self, value: Any) -> None:
         """Note the URLs in a SAMP value that came from a web client: unless already
         translatable, they never will be."""
-        for url in iter_urls(value, max_depth=None):
+        for url in iter_urls(value, max_depth=TAINT_DEPTH):
             key = url_key(url)
             if key not in self._urls:
                 self._untrusted.add(key)
