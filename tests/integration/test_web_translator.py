@@ -143,3 +143,31 @@ async def test_urls_in_a_pages_metadata_stay_untranslatable(page: Page, folder: 
     await page.offer(meta["samp.icon.url"])
     status, body, _ = await page.fetch(secret.as_uri())
     assert status == 403 and body != b"private"
+
+
+async def test_http_urls_fetch_exactly_what_was_offered(page: Page) -> None:
+    from aiohttp import web as aioweb
+
+    seen: list[str] = []
+
+    async def serve(request: aioweb.Request) -> aioweb.Response:
+        seen.append(request.raw_path)
+        return aioweb.Response(text=f"you asked for {request.raw_path}")
+
+    app = aioweb.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    runner = aioweb.AppRunner(app)
+    await runner.setup()
+    site = aioweb.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        offered = f"http://127.0.0.1:{port}/t%3F.vot"
+        await page.offer(offered)
+        assert (await page.fetch(f"http://127.0.0.1:{port}/t?.vot"))[0] == 403
+        assert (await page.fetch(f"http://127.0.0.1:{port}/t"))[0] == 403
+        status, body, _ = await page.fetch(f"HTTP://127.0.0.1:{port}/t%3f.vot#x")
+        assert (status, body) == (200, b"you asked for /t%3F.vot")
+        assert seen == ["/t%3F.vot"]
+    finally:
+        await runner.cleanup()
