@@ -14,6 +14,10 @@ translator (SAMP 1.3 section 5.4.3) for that URL:
   repeating it by hand mentions it too: the URL still is not translatable, because a web
   client mentioned it first;
 - a file a desktop client offers first is served (the translator works in this set-up).
+
+The same attack is then made by a real page: sampjs (unmodified) in headless Chromium
+(``tests/e2e/web/deputy.html``, driven as in ``test_sampjs.py``), reading through
+``translateUrl`` with ``fetch``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "web"))
 
-from browser import web_port_of
+import peers
+from browser import PageServer, ensure_node_modules, missing_tools, run_page, web_port_of
 from samphub import Recorder, SampflowHub
 
 from sampflow.samp.xmlrpc import dumps_request, loads_response
@@ -151,3 +156,63 @@ async def test_web_page_cannot_read_files_through_a_relay(
     finally:
         await viewer.close()
         await desk.close()
+
+
+# -- the same from a real browser page (sampjs in headless Chromium) -------------------------
+
+@pytest.fixture
+async def page_server(peer_policy) -> AsyncIterator[PageServer]:  # type: ignore[no-untyped-def]
+    missing = missing_tools()
+    if missing:
+        peer_policy.unavailable(peers.PeerUnavailable(
+            f"browser tests need {', '.join(missing)} (apt-get install chromium nodejs npm)"))
+    ensure_node_modules()
+    server = await PageServer().start()
+    yield server
+    await server.close()
+
+
+@pytest.mark.peer
+async def test_sampjs_page_cannot_read_files_through_a_relay(
+        tmp_path: Path, page_server: PageServer, engines: Any) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    relay_file = tmp_path / "web-relay.yaml"
+    relay_file.write_text(WEB_RELAY)
+    with SampflowHub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
+                     args=["--web-port", "0", "--web-allow", page_server.origin]) as hub:
+        engine = engines([ROOT / "rules" / "rebroadcast-selections.yaml"],
+                         "--lockfile", str(hub.lockfile), "--hub", "connect")
+        relay = engines([relay_file], "--lockfile", str(hub.lockfile), "--hub", "connect")
+        engine_id, relay_id = await engine.await_connected(), await relay.await_connected()
+        viewer = await Recorder("viewer", {SELECT: {}}).connect(hub.lockfile)
+        desk = await Recorder("desk", {}).connect(hub.lockfile)
+        try:
+            await _subscribed(viewer, engine_id)
+            await _subscribed(viewer, relay_id)
+            browser = asyncio.ensure_future(run_page(page_server.url(
+                "deputy.html", hub=web_port_of(hub), to=f"{engine_id},{relay_id}",
+                url=secret.as_uri()), timeout=90))
+            # Only the rule that says `profile: web` relays the page's selection.
+            (relayed,) = await viewer.wait_messages(SELECT, 1, timeout=90)
+            assert relayed["samp.params"]["url"] == secret.as_uri()
+            assert viewer.received[0][1] == relay_id
+            await asyncio.sleep(1.5)
+            assert len(viewer.messages(SELECT)) == 1
+            # A desktop client repeats it too; then the page tries to read it.
+            await desk.client.notify(viewer.id, _selection(secret.as_uri()))
+            await viewer.wait_messages(SELECT, 2)
+            async with asyncio.timeout(30):
+                while not (pages := await desk.client.get_subscribed_clients(
+                        "sampflow.test.fetch")):
+                    await asyncio.sleep(0.1)
+            await desk.client.notify(next(iter(pages)),
+                                     {"samp.mtype": "sampflow.test.fetch", "samp.params": {}})
+            result, log = await browser
+            assert result is not None, log
+            assert result["registered"] and result["sent"] == 2 and result["error"] is None, (
+                result, log)
+            assert result["status"] == 403 and "private" not in result["body"], result
+        finally:
+            await viewer.close()
+            await desk.close()

@@ -89,21 +89,25 @@ class UrlTranslator:
             return web.Response(status=403, text="origin differs from the registered one\n")
         raw = request.rel_url.raw_query_string
         target = raw if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", raw) else unquote(raw)
+        # The page may read the answer, refusals included (they say why), from its own origin.
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
         offered = self.urls.lookup(target)
         if offered is None:
             log.warning("translator refused %s to web client %s: not offered by a desktop client",
                         target[:200], record.public_id)
-            return web.Response(status=403, text="that URL was not offered to web clients\n")
-        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+            return web.Response(status=403, text="that URL was not offered to web clients\n",
+                                headers=headers)
         scheme = urlsplit(offered).scheme.lower()
         if scheme == "file":
             path = file_path(offered)
             if path is None:
-                return web.Response(status=404, text="remote file URLs are not served\n")
+                return web.Response(status=404, text="remote file URLs are not served\n",
+                                    headers=headers)
             return await self._serve_file(request, path, headers)
         if scheme in ("http", "https"):
             return await self._proxy(request, offered, headers)
-        return web.Response(status=501, text=f"cannot translate {scheme} URLs\n")
+        return web.Response(status=501, text=f"cannot translate {scheme} URLs\n",
+                            headers=headers)
 
     async def _serve_file(self, request: web.Request, path: str,
                           headers: dict[str, str]) -> web.StreamResponse:
