@@ -485,3 +485,30 @@ async def test_abandoned_registration_frees_its_place(hub: AsyncHub,
             except Fault:
                 await asyncio.sleep(0.05)
     assert len(web_ids(hub)) == 1
+
+
+async def test_stale_pages_make_room_at_the_limit(hub: AsyncHub, session: aiohttp.ClientSession,
+                                                  desktop: Recorder) -> None:
+    """Pages closed without unregistering (sampjs never unregisters on unload) do not lock
+    their origin out: at the limit, the origin's clients idle for idle_timeout go first."""
+    web = await attach_web_profile(hub, port=0, consent=AllowList([PAGE]), max_per_origin=2,
+                                   idle_timeout=1.5)
+    closed = await WebClient(session, web.url).register("closed")
+    active = await WebClient(session, web.url).register("active")
+    with pytest.raises(Fault, match="limit"):  # both recent: nobody is stale yet
+        await WebClient(session, web.url).register()
+    await asyncio.sleep(2.0)
+    await active("getRegisteredClients")  # still in use
+    newcomer = await WebClient(session, web.url).register("new")
+    assert sorted(web_ids(hub)) == sorted([active.id, newcomer.id])
+    events = await desktop.wait_messages("samp.hub.event.unregister")
+    assert events[-1]["samp.params"]["id"] == closed.id
+    # A page waiting in pullCallbacks is in use, however long it waits.
+    await newcomer("allowReverseCallbacks", "1")
+    pull = asyncio.ensure_future(newcomer("pullCallbacks", "30"))
+    await asyncio.sleep(2.0)
+    await active("getRegisteredClients")
+    with pytest.raises(Fault, match="limit"):
+        await WebClient(session, web.url).register()
+    assert not pull.done()
+    pull.cancel()

@@ -18,10 +18,12 @@ Security (section 5.4), in the order a request meets it:
   the answer, or the refusal, of its registration); afterwards a client's requests are
   answered only for the origin it registered from, and refused from any other.
 - Registration (5.4.2): at most `DEFAULT_MAX_PER_ORIGIN` web clients (``--web-max-per-origin``)
-  from one origin may be registered (or registering) at once; every ``register`` asks a
-  consent policy (`web_consent`), which runs off the serving path: a pending prompt never
-  blocks other clients, and no terminal and no allow-list means refusal while the hub keeps
-  running.
+  from one origin may be registered (or registering) at once; at that limit, the origin's
+  clients that have made no request for ``idle_timeout`` seconds are unregistered to make
+  room (pages closed without unregistering), and if none is, the registration is refused.
+  Every ``register`` asks a consent policy (`web_consent`), which runs off the serving path:
+  a pending prompt never blocks other clients, and no terminal and no allow-list means
+  refusal while the hub keeps running.
 - URL translation (5.4.3): the ``samp.url-translator`` prefix serves only URLs that a
   Standard Profile client (or the hub) mentioned in a message or response before any web
   client mentioned them (in a message, a response, its identity, metadata or
@@ -39,6 +41,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import time
 import weakref
 from collections import Counter
 from collections.abc import Iterable
@@ -163,7 +166,8 @@ class WebProfile:
         altogether (for conformance testing only).
     idle_timeout : float
         A web client that allowed callbacks and has not pulled for this many seconds is
-        considered gone and unregistered.
+        considered gone and unregistered; so is one that has made no request for this long
+        when its origin reaches `max_per_origin`.
     max_body : int
         Largest request body accepted, in bytes.
     max_per_origin : int
@@ -286,7 +290,7 @@ class WebProfile:
                                        f"with {PREFIX})")
             name = method[len(PREFIX):]
             if name not in ("register", "ping") and params:
-                self._check_origin(params[0], origin)
+                self._seen(self._check_origin(params[0], origin))
             value = await self._call(name, params, request, origin)
         except _OriginRefused as exc:
             log.warning("refused a Web Profile request: %s", exc)
@@ -304,10 +308,11 @@ class WebProfile:
             response.headers["Vary"] = "Origin"
         return response
 
-    def _check_origin(self, private_key: Any, origin: str | None) -> None:
-        record = self.core.registry._by_key.get(private_key) if isinstance(private_key, str) else None
-        if record is None:
-            return  # the core answers "unknown private key" with a fault
+    def _check_origin(self, private_key: Any, origin: str | None) -> ClientRecord | None:
+        try:
+            record = self.core.registry.by_key(private_key)
+        except LocalProtocolError:
+            return None  # the core answers "unknown private key" with a fault
         if record.profile is not Profile.WEB:
             raise _OriginRefused("that private key does not belong to a Web Profile client")
         registered = record.info.get("origin")
@@ -317,6 +322,23 @@ class WebProfile:
         if not same:
             raise _OriginRefused(f"origin {origin!r} differs from the origin {registered!r} "
                                  f"client {record.public_id} registered from")
+        return record
+
+    def _seen(self, record: ClientRecord | None) -> None:
+        queue = self._queues.get(record) if record is not None else None
+        if queue is not None:
+            queue.last_seen = time.monotonic()
+
+    def _make_room(self, place: str) -> None:
+        """At the per-origin limit: unregister that origin's clients that have made no
+        request for `idle_timeout` seconds (pages closed without unregistering; sampjs's
+        ``Connector`` registers again when it next needs the hub)."""
+        stale = [record for record, queue in self._queues.items()
+                 if _place(record.info.get("origin")) == place
+                 and queue.idle_for() > self.idle_timeout]
+        for record in stale:
+            self._drop(record, f"no request for over {self.idle_timeout:g} s and its origin "
+                               f"reached --web-max-per-origin {self.max_per_origin}")
 
     async def _call(self, name: str, params: tuple[Any, ...], request: web.Request,
                     origin: str | None) -> Any:
@@ -357,7 +379,9 @@ class WebProfile:
             raise LocalProtocolError("identity-info must be a map with a string samp.name")
         self.urls.taint(identity)
         request = ConsentRequest(identity["samp.name"], origin, peer, dict(identity))
-        place = normalise_origin(origin) if origin else ""
+        place = _place(origin)
+        if self._per_origin[place] >= self.max_per_origin:
+            self._make_room(place)
         if self._per_origin[place] >= self.max_per_origin:
             log.warning("registration refused: %s; %d web clients from that origin already "
                         "(--web-max-per-origin %d)", request.describe(),
@@ -463,13 +487,17 @@ class WebProfile:
         if queue is not None:
             queue.close()
             self.translator.remove(record.info.get("translator", ""))
-            origin = record.info.get("origin")
-            self._release(normalise_origin(origin) if origin else "")
+            self._release(_place(record.info.get("origin")))
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for queue in self._queues.values():
             queue.close()
         await self.translator.close()
+
+
+def _place(origin: str | None) -> str:
+    """The key web clients are counted under for `WebProfile.max_per_origin`."""
+    return normalise_origin(origin) if origin else ""
 
 
 def _origin_text(origin: str | None) -> str:

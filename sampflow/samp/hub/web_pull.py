@@ -7,6 +7,7 @@ the next queued callback completes, so an idle web client costs no CPU.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
@@ -26,13 +27,21 @@ class PullQueue:
     callbacks are kept: `put` returns False beyond that.
     """
 
-    __slots__ = ("closed", "idle_timer", "items", "waiter")
+    __slots__ = ("closed", "idle_timer", "items", "last_seen", "waiter")
 
     def __init__(self) -> None:
         self.items: deque[dict[str, Any]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.idle_timer: asyncio.TimerHandle | None = None
+        #: `time.monotonic` of the client's last request (set by the transport).
+        self.last_seen = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the client's last request; 0 while a ``pullCallbacks`` waits."""
+        if self.waiter is not None and not self.waiter.done():
+            return 0.0
+        return time.monotonic() - self.last_seen
 
     def put(self, item: dict[str, Any]) -> bool:
         if self.closed or len(self.items) >= MAX_QUEUED:
