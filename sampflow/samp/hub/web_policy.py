@@ -23,7 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from yarl import URL
 
@@ -146,19 +146,21 @@ def iter_urls(value: Any, max_depth: int = 32) -> Iterator[str]:
     return iter(found)
 
 
-def _collect(value: Any, depth: int, found: list[str]) -> None:
+def _collect(value: Any, depth: int, found: list[str], paths: bool = False) -> None:
     if isinstance(value, str):
         if ":" in value[:32]:
             head = value[:32].lstrip()[:8].lower()
             if head.split(":", 1)[0] in TRANSLATABLE_SCHEMES:
                 found.append(value)
+        elif paths and value.lstrip().startswith("/"):
+            found.append("file://" + quote(value.strip()))
     elif depth > 0:
         if isinstance(value, dict):
             for item in value.values():
-                _collect(item, depth - 1, found)
+                _collect(item, depth - 1, found, paths)
         elif isinstance(value, (list, tuple)):
             for item in value:
-                _collect(item, depth - 1, found)
+                _collect(item, depth - 1, found, paths)
 
 
 def url_key(url: str) -> str:
@@ -238,9 +240,9 @@ class UrlControl:
     """Tracks who first mentioned each URL; the translator serves only what trusted clients did.
 
     A URL becomes translatable when a Standard Profile client (or the hub) mentions it in a
-    message or a response *before any web client has*. A URL that a web client mentioned
-    first (in a message, a response, its metadata or subscriptions) never becomes
-    translatable, whoever repeats it later: a desktop tool or a rule that relays a web page's
+    message or a response *before any web client has*. A URL (or an absolute path) that a
+    web client mentioned first (in a message, a response, its metadata or subscriptions)
+    never becomes translatable, whoever repeats it later: a desktop tool or a rule that relays a web page's
     message must not turn the page's ``file:///etc/passwd`` into one it may read (the
     "confused deputy"). URLs are compared by `url_key`.
 
@@ -298,8 +300,11 @@ class UrlControl:
 
     def taint(self, value: Any) -> None:
         """Note the URLs in a SAMP value that came from a web client: unless already
-        translatable, they never will be."""
-        for url in iter_urls(value, max_depth=TAINT_DEPTH):
+        translatable, they never will be. Absolute paths count as ``file:`` URLs, so that a
+        rule building a URL from a page's path does not make it translatable either."""
+        found: list[str] = []
+        _collect(value, TAINT_DEPTH, found, paths=True)
+        for url in found:
             key = url_key(url)
             if key not in self._urls:
                 self._untrusted.add(key)

@@ -85,6 +85,16 @@ def test_web_metadata_and_deep_values_are_tainted(setup) -> None:  # type: ignor
     assert not urls.allows("file:///etc/icon") and not urls.allows("file:///etc/deep")
 
 
+def test_web_paths_count_as_file_urls(setup) -> None:  # type: ignore[no-untyped-def]
+    """A rule may build ``file://{{ params.path }}`` from a page's bare path: still tainted."""
+    core, urls, desk, web = setup
+    core.notify(web.private_key, desk.public_id, message("x.open", path="/etc/passwd",
+                                                         other=" /d/secret?.vot"))
+    for url in ("file:///etc/passwd", "file:///d/secret%3F.vot"):
+        core.notify(desk.private_key, web.public_id, message("table.load.votable", url=url))
+        assert not urls.allows(url)
+
+
 def test_other_profiles_are_not_trusted() -> None:
     """Only Standard Profile clients and the hub offer URLs; a client of any other profile
     (web, or one added later) is treated as a web client."""
