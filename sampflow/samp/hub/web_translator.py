@@ -124,7 +124,9 @@ class UrlTranslator:
         reading: asyncio.Future[bytes] | None = None
         try:
             response = web.StreamResponse(headers=headers)
-            response.content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            kind, encoding = mimetypes.guess_type(path)
+            response.content_type = (kind if kind and not encoding  # x.fits.gz: gzip bytes
+                                     else "application/octet-stream")
             response.content_length = size
             await response.prepare(request)
             offset = 0
