@@ -25,10 +25,10 @@ from .events import FILE_EVENT_KINDS, HUB_EVENT_KINDS
 from .expr import Condition, Template, ValueTemplate
 
 __all__ = [
-    "CATCH_UP", "DEFAULT_HOLD", "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
+    "CATCH_UP", "DEFAULT_HOLD", "SENDER_PROFILES",
+    "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
     "HighlightRow", "HubTrigger", "Log", "MTypeTrigger", "Mode", "Notify", "PointAt", "Reply",
     "Rule", "RuleSet", "SelectRows", "SendFile", "TimerTrigger", "Trigger", "check_mtype",
-    "SENDER_PROFILES",
 ]
 
 _ATOM = r"[0-9a-zA-Z\-_]+"
