@@ -25,7 +25,8 @@ from .events import FILE_EVENT_KINDS, HUB_EVENT_KINDS
 from .expr import Condition, Template, ValueTemplate
 
 __all__ = [
-    "CATCH_UP", "DEFAULT_HOLD", "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
+    "CATCH_UP", "DEFAULT_HOLD", "SENDER_PROFILES",
+    "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
     "HighlightRow", "HubTrigger", "Log", "MTypeTrigger", "Mode", "Notify", "PointAt", "Reply",
     "Rule", "RuleSet", "SelectRows", "SendFile", "TimerTrigger", "Trigger", "check_mtype",
 ]
@@ -79,19 +80,32 @@ def _positive(name: str, value: float | None, *, allow_zero: bool = True) -> Non
 
 # ---------------------------------------------------------------------------------- triggers
 
+#: What ``profile:`` of an MType trigger may say: how the sender is connected to the hub.
+SENDER_PROFILES = ("standard", "web", "any")
+
+
 @dataclass(frozen=True, slots=True)
 class MTypeTrigger:
     """A SAMP message whose MType matches one of ``mtypes`` (SAMP wildcards), from a sender whose
-    ``samp.name`` matches one of the ``senders`` globs (any when empty), with ``params`` whose
-    string values match the given globs."""
+    ``samp.name`` matches one of the ``senders`` globs (any when empty), connected through one of
+    the ``profiles``, with ``params`` whose string values match the given globs.
+
+    ``profiles`` is a subset of `SENDER_PROFILES`; empty means the default: any sender when
+    ``senders`` is empty, else only senders not known to be web pages (a page may call itself
+    ``topcat``: name globs match web pages only when ``profiles`` says ``web``)."""
 
     mtypes: tuple[str, ...]
     senders: tuple[str, ...] = ()
     params: tuple[tuple[str, str], ...] = ()
+    profiles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.mtypes:
             raise ValueError("at least one MType is needed")
+        unknown = set(self.profiles) - set(SENDER_PROFILES)
+        if unknown:
+            raise ValueError(f"unknown profile {min(unknown)!r}; expected one of "
+                             f"{', '.join(SENDER_PROFILES)}")
         for m in self.mtypes:
             check_mtype(m, pattern=True)
 

@@ -104,7 +104,11 @@ TRIGGERS: dict[str, ItemType] = {
     t.key: t for t in [
         ItemType("mtype", m.MTypeTrigger, "a SAMP message", {
             "mtype": F(K.MTYPES, "MType or pattern (table.*, *), or a list", attr="mtypes"),
-            "from": F(K.STRLIST, "sender samp.name globs, case-insensitive", attr="senders"),
+            "from": F(K.STRLIST, "sender samp.name globs, case-insensitive; they never match "
+                      "a web page unless profile says web", attr="senders"),
+            "profile": F(K.ENUMSET, "how the sender is connected: standard (desktop tools), "
+                         "web (browser pages, Web Profile), any; default: any without from, "
+                         "standard with from", attr="profiles", choices=m.SENDER_PROFILES),
             "params": F(K.GLOBMAP, "params whose values must match these globs"),
         }, shorthand="mtype"),
         _hub("registered"), _hub("unregistered"), _hub("metadata"), _hub("subscriptions"),

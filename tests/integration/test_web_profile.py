@@ -385,3 +385,130 @@ TestPyvoWebClient = type("TestPyvoWebClient", (_PyvoWebSetup,), {
     name: value for name, value in vars(_PyvoStandardProfileTests).items()
     if name not in ("pytestmark", "setup_method", "teardown_method", "__dict__", "__weakref__")
 })
+
+
+# -- registration limits (issue 9 item 8) ------------------------------------------------------
+
+async def test_registrations_are_capped_per_origin(hub: AsyncHub, session: aiohttp.ClientSession,
+                                                   desktop: Recorder) -> None:
+    other = "http://localhost:8124"
+    web = await attach_web_profile(hub, port=0, consent=AllowList([PAGE, other]),
+                                   max_per_origin=3)
+    pages = [await WebClient(session, web.url).register(f"p{i}") for i in range(3)]
+    with pytest.raises(Fault, match=r"3 web clients from http://localhost:8123 .*limit"):
+        await WebClient(session, web.url).register("one too many")
+    assert len(web_ids(hub)) == 3
+    # Another origin has its own allowance; a page leaving frees a place.
+    await WebClient(session, web.url, origin=other).register()
+    await pages[0]("unregister")
+    await WebClient(session, web.url).register("again")
+    with pytest.raises(Fault, match="limit"):
+        await WebClient(session, web.url).register()
+    assert len(web_ids(hub)) == 4
+    # The hub keeps serving.
+    await desktop.client.ping()
+
+
+async def test_default_cap_per_origin(hub: AsyncHub, session: aiohttp.ClientSession) -> None:
+    from sampflow.samp.hub.web import DEFAULT_MAX_PER_ORIGIN
+    from sampflow.samp.hub.web_consent import allow_all_for_testing
+
+    web = await attach_web_profile(hub, port=0, consent=allow_all_for_testing)
+    for i in range(DEFAULT_MAX_PER_ORIGIN):
+        await WebClient(session, web.url).register(f"p{i}")
+    with pytest.raises(Fault, match="limit"):  # 2,000 from one origin were accepted
+        await WebClient(session, web.url).register()
+    no_origin = [await WebClient(session, web.url, origin=None).register()
+                 for _ in range(DEFAULT_MAX_PER_ORIGIN)]  # non-browsers: one more origin
+    assert len(no_origin) == DEFAULT_MAX_PER_ORIGIN
+    with pytest.raises(Fault, match="no Origin"):
+        await WebClient(session, web.url, origin=None).register()
+
+
+async def test_concurrent_allow_listed_registrations_all_succeed(
+        hub: AsyncHub, session: aiohttp.ClientSession) -> None:
+    """Allow-list answers are not pending prompts: 40 pages registering at once (more than
+    the gate's max_pending of 8) are all accepted."""
+    web = await attach_web_profile(hub, port=0, consent=AllowList([PAGE]), max_per_origin=50)
+    pages = await asyncio.gather(*(WebClient(session, web.url).register(f"p{i}")
+                                   for i in range(40)))
+    assert len({p.id for p in pages}) == 40 == len(web_ids(hub))
+
+
+async def test_hub_cli_caps_registrations_per_origin(tmp_path: Path,
+                                                     session: aiohttp.ClientSession) -> None:
+    """``sampflow hub --web-max-per-origin 2``: the third page from one origin is refused;
+    the default (documented in ``--help``) applies otherwise."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e" / "web"))
+    from browser import web_port_of
+    from samphub import SampflowHub, sampflow_argv
+
+    proc = await asyncio.create_subprocess_exec(*sampflow_argv(), "hub", "--help",
+                                                stdout=asyncio.subprocess.PIPE)
+    help_text = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0
+    assert "--web-max-per-origin" in help_text and "default 16" in help_text
+    with SampflowHub(tmp_path / "lock", log_dir=tmp_path,
+                     args=["--web-port", "0", "--web-allow", PAGE,
+                           "--web-max-per-origin", "2"]) as hub:
+        url = f"http://127.0.0.1:{web_port_of(hub)}/"
+        for i in range(2):
+            await WebClient(session, url).register(f"p{i}")
+        with pytest.raises(Fault, match="limit"):
+            await WebClient(session, url).register()
+        assert "--web-max-per-origin" in hub.log_tail()
+
+
+async def test_abandoned_registration_frees_its_place(hub: AsyncHub,
+                                                      session: aiohttp.ClientSession) -> None:
+    asked = asyncio.Event()
+
+    async def user(request: ConsentRequest) -> bool:
+        if request.name == "slow":
+            asked.set()
+            await asyncio.Event().wait()  # never answers
+        return True
+
+    web = await attach_web_profile(hub, port=0, consent=user, max_per_origin=1)
+    pending = asyncio.ensure_future(WebClient(session, web.url).register("slow"))
+    await asyncio.wait_for(asked.wait(), 10)
+    with pytest.raises(Fault, match="limit"):  # the pending one holds the only place
+        await WebClient(session, web.url).register("quick")
+    pending.cancel()  # the page goes away: its request is cancelled, and its place freed
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                await WebClient(session, web.url).register("quick")
+                break
+            except Fault:
+                await asyncio.sleep(0.05)
+    assert len(web_ids(hub)) == 1
+
+
+async def test_stale_pages_make_room_at_the_limit(hub: AsyncHub, session: aiohttp.ClientSession,
+                                                  desktop: Recorder) -> None:
+    """Pages closed without unregistering (sampjs never unregisters on unload) do not lock
+    their origin out: at the limit, the origin's clients idle for idle_timeout go first."""
+    web = await attach_web_profile(hub, port=0, consent=AllowList([PAGE]), max_per_origin=2,
+                                   idle_timeout=1.5)
+    closed = await WebClient(session, web.url).register("closed")
+    active = await WebClient(session, web.url).register("active")
+    with pytest.raises(Fault, match="limit"):  # both recent: nobody is stale yet
+        await WebClient(session, web.url).register()
+    await asyncio.sleep(2.0)
+    await active("getRegisteredClients")  # still in use
+    newcomer = await WebClient(session, web.url).register("new")
+    assert sorted(web_ids(hub)) == sorted([active.id, newcomer.id])
+    events = await desktop.wait_messages("samp.hub.event.unregister")
+    assert events[-1]["samp.params"]["id"] == closed.id
+    # A page waiting in pullCallbacks is in use, however long it waits.
+    await newcomer("allowReverseCallbacks", "1")
+    pull = asyncio.ensure_future(newcomer("pullCallbacks", "30"))
+    await asyncio.sleep(2.0)
+    await active("getRegisteredClients")
+    with pytest.raises(Fault, match="limit"):
+        await WebClient(session, web.url).register()
+    assert not pull.done()
+    pull.cancel()

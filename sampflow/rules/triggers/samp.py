@@ -1,4 +1,14 @@
-"""Trigger platform for SAMP messages: ``on: {mtype: PATTERN, from: GLOB, params: {K: GLOB}}``."""
+"""Trigger platform for SAMP messages:
+``on: {mtype: PATTERN, from: GLOB, profile: standard|web|any, params: {K: GLOB}}``.
+
+A ``samp.name`` is whatever a client says it is, and a web page (Web Profile, SAMP 1.3
+section 5) may call itself ``topcat``. So ``from:`` globs match only senders that are not
+web pages, unless the trigger says ``profile: web`` (or ``any``): a rule written for a
+desktop tool does not relay what a browser page sends in its name. Without ``from:`` and
+``profile:``, every sender matches. The sender's profile comes from the hub
+(``SampMessage.sender_profile``); hubs other than sampflow's cannot tell (None), and then only
+the default and ``any`` match.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +20,55 @@ from ..events import Event, SampMessage
 from ..model import MTypeTrigger
 from .bus import EventBus
 
-__all__ = ["attach", "matches"]
+__all__ = ["attach", "matches", "profile_matches"]
+
+#: Profiles the hub reports that count as ``standard``: desktop tools and the hub itself.
+_STANDARD = ("standard", "hub")
 
 
 def _glob(value: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
+def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
+    """Whether a sender connected through ``profile`` may fire ``config``.
+
+    Parameters
+    ----------
+    config : MTypeTrigger
+        The trigger; its ``profiles`` (empty for the default) and ``senders``.
+    profile : str or None
+        ``"standard"``, ``"web"``, ``"hub"``, or None when the hub cannot tell.
+
+    Examples
+    --------
+    >>> t = MTypeTrigger(("table.*",), senders=("topcat",))
+    >>> profile_matches(t, "standard"), profile_matches(t, "web"), profile_matches(t, None)
+    (True, False, True)
+    >>> web = MTypeTrigger(("table.*",), senders=("topcat",), profiles=frozenset({"web"}))
+    >>> profile_matches(web, "web"), profile_matches(web, "standard")
+    (True, False)
+    >>> profile_matches(MTypeTrigger(("table.*",)), "web")   # no from: any sender
+    True
+    """
+    wanted = config.profiles
+    if not wanted:
+        return not config.senders or profile is None or profile in _STANDARD
+    if "any" in wanted:
+        return True
+    if profile in _STANDARD:
+        return "standard" in wanted
+    return profile == "web" and "web" in wanted
+
+
 def matches(config: MTypeTrigger, msg: SampMessage) -> bool:
     """Whether the sender and params of ``msg`` satisfy ``config`` (the MType is the index's job).
 
     Sender names are globs, case-insensitive; a sender with no known name matches only ``*``.
+    The sender's profile must suit the trigger (`profile_matches`).
     """
+    if not profile_matches(config, msg.sender_profile):
+        return False
     if config.senders:
         name = msg.sender_name or ""
         if not any(_glob(name, p) or _glob(msg.sender_id, p) for p in config.senders):

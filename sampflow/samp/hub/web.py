@@ -17,11 +17,17 @@ Security (section 5.4), in the order a request meets it:
   The ``Origin`` is reflected for ``register`` and ``ping`` (a page must be able to read
   the answer, or the refusal, of its registration); afterwards a client's requests are
   answered only for the origin it registered from, and refused from any other.
-- Registration (5.4.2): every ``register`` asks a consent policy (`web_consent`), which
-  runs off the serving path: a pending prompt never blocks other clients, and no terminal
-  and no allow-list means refusal while the hub keeps running.
+- Registration (5.4.2): at most `DEFAULT_MAX_PER_ORIGIN` web clients (``--web-max-per-origin``)
+  from one origin may be registered (or registering) at once; at that limit, the origin's
+  clients that have made no request for ``idle_timeout`` seconds are unregistered to make
+  room (pages closed without unregistering), and if none is, the registration is refused.
+  Every ``register`` asks a consent policy (`web_consent`), which runs off the serving path:
+  a pending prompt never blocks other clients, and no terminal and no allow-list means
+  refusal while the hub keeps running.
 - URL translation (5.4.3): the ``samp.url-translator`` prefix serves only URLs that a
-  Standard Profile client (or the hub) mentioned in a message or response (`UrlControl`).
+  Standard Profile client (or the hub) mentioned in a message or response before any web
+  client mentioned them (in a message, a response, its identity, metadata or
+  subscriptions): a page's URL stays untranslatable whoever relays it (`UrlControl`).
 - Messages from web clients are limited to MTypes their recipients mark
   ``x-samp.mostly-harmless`` or that are on a list of known-harmless MTypes
   (`MTypeRestriction`).
@@ -35,8 +41,9 @@ import ipaddress
 import logging
 import re
 import secrets
+import time
 import weakref
-from collections import deque
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +64,7 @@ from .web_consent import (
     normalise_origin,
 )
 from .web_policy import DEFAULT_HARMLESS_MTYPES, MTypeRestriction, UrlControl
+from .web_pull import MAX_QUEUED, PullQueue
 from .web_translator import UrlTranslator
 
 if TYPE_CHECKING:
@@ -65,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_ACCESS_POLICY_XML",
     "CROSS_DOMAIN_XML",
+    "DEFAULT_MAX_PER_ORIGIN",
     "WEB_PORT",
     "WebProfile",
     "add_web_arguments",
@@ -81,8 +90,10 @@ PREFIX = "samp.webhub."
 XML = "text/xml"
 #: Longest ``pullCallbacks`` wait granted, in seconds (sampjs asks for 600).
 MAX_PULL_SECONDS = 600.0
-#: Most callbacks kept for one web client that is not pulling them.
-MAX_QUEUED = 5000
+#: Most web clients registered (or awaiting consent) at once from one origin, by default.
+#: Pages from one origin, or the same page reloaded, share it; clients that send no
+#: ``Origin`` (not browsers) count as one origin.
+DEFAULT_MAX_PER_ORIGIN = 16
 _ORIGIN = re.compile(r"^(null|[a-z][a-z0-9+.-]*://[^\s/?#]{1,253})$", re.IGNORECASE)
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -137,51 +148,6 @@ def _loopback_host(host: str) -> bool:
     return name.lower() in _LOOPBACK_HOSTS or _is_loopback(name.strip("[]"))
 
 
-class _PullQueue:
-    """Callbacks waiting for one web client, and at most one ``pullCallbacks`` waiting
-    for them (section 5.3.2)."""
-
-    __slots__ = ("closed", "idle_timer", "items", "waiter")
-
-    def __init__(self) -> None:
-        self.items: deque[dict[str, Any]] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.idle_timer: asyncio.TimerHandle | None = None
-
-    def put(self, item: dict[str, Any]) -> bool:
-        if self.closed or len(self.items) >= MAX_QUEUED:
-            return False
-        self.items.append(item)
-        self._wake()
-        return True
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-
-    async def pull(self, timeout: float) -> list[dict[str, Any]]:
-        if not self.items and not self.closed and timeout > 0:
-            self._wake()  # a newer pull supersedes an older one, which returns empty
-            waiter = self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(waiter, timeout)
-            except TimeoutError:
-                pass
-            finally:
-                if self.waiter is waiter:
-                    self.waiter = None
-        items = list(self.items)
-        self.items.clear()
-        return items
-
-
 class WebProfile:
     """Serves the Web Profile for one `HubService` (SAMP 1.3 section 5).
 
@@ -200,9 +166,12 @@ class WebProfile:
         altogether (for conformance testing only).
     idle_timeout : float
         A web client that allowed callbacks and has not pulled for this many seconds is
-        considered gone and unregistered.
+        considered gone and unregistered; so is one that has made no request for this long
+        when its origin reaches `max_per_origin`.
     max_body : int
         Largest request body accepted, in bytes.
+    max_per_origin : int
+        Most web clients registered, or awaiting consent, at once from one origin.
 
     Notes
     -----
@@ -212,7 +181,10 @@ class WebProfile:
     def __init__(self, service: HubService, *, consent: Any = None,
                  consent_timeout: float = 120.0,
                  harmless_mtypes: Iterable[str] | None = DEFAULT_HARMLESS_MTYPES,
-                 idle_timeout: float = 120.0, max_body: int = MAX_BODY_BYTES) -> None:
+                 idle_timeout: float = 120.0, max_body: int = MAX_BODY_BYTES,
+                 max_per_origin: int = DEFAULT_MAX_PER_ORIGIN) -> None:
+        if max_per_origin < 1:
+            raise ValueError("max_per_origin must be at least 1")
         self.service = service
         self.core = service.core
         self.gate = ConsentGate(as_consent(consent, timeout=consent_timeout),
@@ -221,8 +193,11 @@ class WebProfile:
         self.urls = self.translator.urls
         self.idle_timeout = idle_timeout
         self.max_body = max_body
+        self.max_per_origin = max_per_origin
+        #: Web clients registered or registering, by normalised origin ("" for none).
+        self._per_origin: Counter[str] = Counter()
         self.port: int | None = None
-        self._queues: dict[ClientRecord, _PullQueue] = {}
+        self._queues: dict[ClientRecord, PullQueue] = {}
         self._extra = {"allowReverseCallbacks": (2, self._allow_callbacks)}
         self.restriction: MTypeRestriction | None = None
         if harmless_mtypes is not None:
@@ -315,7 +290,7 @@ class WebProfile:
                                        f"with {PREFIX})")
             name = method[len(PREFIX):]
             if name not in ("register", "ping") and params:
-                self._check_origin(params[0], origin)
+                self._seen(self._check_origin(params[0], origin))
             value = await self._call(name, params, request, origin)
         except _OriginRefused as exc:
             log.warning("refused a Web Profile request: %s", exc)
@@ -333,10 +308,11 @@ class WebProfile:
             response.headers["Vary"] = "Origin"
         return response
 
-    def _check_origin(self, private_key: Any, origin: str | None) -> None:
-        record = self.core.registry._by_key.get(private_key) if isinstance(private_key, str) else None
-        if record is None:
-            return  # the core answers "unknown private key" with a fault
+    def _check_origin(self, private_key: Any, origin: str | None) -> ClientRecord | None:
+        try:
+            record = self.core.registry.by_key(private_key)
+        except LocalProtocolError:
+            return None  # the core answers "unknown private key" with a fault
         if record.profile is not Profile.WEB:
             raise _OriginRefused("that private key does not belong to a Web Profile client")
         registered = record.info.get("origin")
@@ -346,6 +322,23 @@ class WebProfile:
         if not same:
             raise _OriginRefused(f"origin {origin!r} differs from the origin {registered!r} "
                                  f"client {record.public_id} registered from")
+        return record
+
+    def _seen(self, record: ClientRecord | None) -> None:
+        queue = self._queues.get(record) if record is not None else None
+        if queue is not None:
+            queue.last_seen = time.monotonic()
+
+    def _make_room(self, place: str) -> None:
+        """At the per-origin limit: unregister that origin's clients that have made no
+        request for `idle_timeout` seconds (pages closed without unregistering; sampjs's
+        ``Connector`` registers again when it next needs the hub)."""
+        stale = [record for record, queue in self._queues.items()
+                 if _place(record.info.get("origin")) == place
+                 and queue.idle_for() > self.idle_timeout]
+        for record in stale:
+            self._drop(record, f"no request for over {self.idle_timeout:g} s and its origin "
+                               f"reached --web-max-per-origin {self.max_per_origin}")
 
     async def _call(self, name: str, params: tuple[Any, ...], request: web.Request,
                     origin: str | None) -> Any:
@@ -357,6 +350,8 @@ class WebProfile:
                 raise LocalProtocolError("pullCallbacks takes 2 arguments, got "
                                          f"{len(params)}")
             return await self.pull_callbacks(*params)
+        if name in ("declareMetadata", "declareSubscriptions"):
+            self.urls.taint(list(params[1:]))  # a page's URLs stay untranslatable
         return await self.service.dispatch(name, params, profile=Profile.WEB, extra=self._extra)
 
     async def register(self, params: tuple[Any, ...], *, origin: str | None,
@@ -372,7 +367,8 @@ class WebProfile:
         Raises
         ------
         LocalProtocolError
-            If the identity information is malformed or consent is refused.
+            If the identity information is malformed, `max_per_origin` clients from this
+            origin are already registered or registering, or consent is refused.
         """
         if len(params) != 1:
             raise LocalProtocolError("register takes 1 argument, the identity-info map")
@@ -381,18 +377,43 @@ class WebProfile:
             identity = {"samp.name": identity}
         if not isinstance(identity, dict) or not isinstance(identity.get("samp.name"), str):
             raise LocalProtocolError("identity-info must be a map with a string samp.name")
+        self.urls.taint(identity)
         request = ConsentRequest(identity["samp.name"], origin, peer, dict(identity))
-        if not await self.gate.ask(request):
-            log.info("registration refused: %s", request.describe())
-            raise LocalProtocolError("registration refused: the user did not consent")
-        token = secrets.token_urlsafe(18)
-        reg = self.service.register(Profile.WEB, {"origin": origin, "identity": dict(identity),
-                                                  "translator": token})
-        record = self.core.registry.by_key(reg["samp.private-key"])
-        self._queues[record] = _PullQueue()
-        self.translator.add(token, record)
+        place = _place(origin)
+        if self._per_origin[place] >= self.max_per_origin:
+            self._make_room(place)
+        if self._per_origin[place] >= self.max_per_origin:
+            log.warning("registration refused: %s; %d web clients from that origin already "
+                        "(--web-max-per-origin %d)", request.describe(),
+                        self._per_origin[place], self.max_per_origin)
+            raise LocalProtocolError(
+                f"registration refused: {self._per_origin[place]} web clients from "
+                f"{_origin_text(origin)} are registered or registering, the limit "
+                f"(--web-max-per-origin {self.max_per_origin}); unregister some first")
+        self._per_origin[place] += 1
+        registered = False
+        try:
+            if not await self.gate.ask(request):
+                log.info("registration refused: %s", request.describe())
+                raise LocalProtocolError("registration refused: the user did not consent")
+            token = secrets.token_urlsafe(18)
+            reg = self.service.register(Profile.WEB, {"origin": origin,
+                                                      "identity": dict(identity),
+                                                      "translator": token})
+            record = self.core.registry.by_key(reg["samp.private-key"])
+            self._queues[record] = PullQueue()
+            self.translator.add(token, record)
+            registered = True
+        finally:
+            if not registered:
+                self._release(place)
         log.info("registered web client %s: %s", record.public_id, request.describe())
         return {**reg, "samp.url-translator": f"http://{host}/translator/{token}?"}
+
+    def _release(self, place: str) -> None:
+        self._per_origin[place] -= 1
+        if self._per_origin[place] <= 0:
+            del self._per_origin[place]
 
     def _allow_callbacks(self, service: HubService, private_key: Any, allow: Any) -> None:
         if isinstance(allow, str):
@@ -439,7 +460,7 @@ class WebProfile:
             if record.callback is not None and not queue.closed:
                 self._arm_idle(record, queue)
 
-    def _arm_idle(self, record: ClientRecord, queue: _PullQueue) -> None:
+    def _arm_idle(self, record: ClientRecord, queue: PullQueue) -> None:
         if queue.idle_timer is not None:
             queue.idle_timer.cancel()
         queue.idle_timer = asyncio.get_running_loop().call_later(
@@ -466,11 +487,21 @@ class WebProfile:
         if queue is not None:
             queue.close()
             self.translator.remove(record.info.get("translator", ""))
+            self._release(_place(record.info.get("origin")))
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for queue in self._queues.values():
             queue.close()
         await self.translator.close()
+
+
+def _place(origin: str | None) -> str:
+    """The key web clients are counted under for `WebProfile.max_per_origin`."""
+    return normalise_origin(origin) if origin else ""
+
+
+def _origin_text(origin: str | None) -> str:
+    return origin if origin else "no Origin (not a browser)"
 
 
 class _OriginRefused(Exception):
@@ -481,7 +512,8 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
                              consent: Any = None, allow_origins: Iterable[str] = (),
                              harmless_mtypes: Iterable[str] | None = DEFAULT_HARMLESS_MTYPES,
                              consent_timeout: float = 120.0,
-                             idle_timeout: float = 120.0) -> WebProfile:
+                             idle_timeout: float = 120.0,
+                             max_per_origin: int = DEFAULT_MAX_PER_ORIGIN) -> WebProfile:
     """Serve the Web Profile (SAMP 1.3 section 5) for a running `AsyncHub`.
 
     Parameters
@@ -502,6 +534,8 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
         See `WebProfile`.
     consent_timeout, idle_timeout : float
         See `WebProfile`.
+    max_per_origin : int
+        See `WebProfile` (`DEFAULT_MAX_PER_ORIGIN` by default).
 
     Returns
     -------
@@ -516,7 +550,8 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
     if consent is None:
         consent = default_consent(allow_origins, prompt_timeout=min(consent_timeout, 60.0))
     profile = WebProfile(hub.service, consent=consent, consent_timeout=consent_timeout,
-                         harmless_mtypes=harmless_mtypes, idle_timeout=idle_timeout)
+                         harmless_mtypes=harmless_mtypes, idle_timeout=idle_timeout,
+                         max_per_origin=max_per_origin)
     profile.port = await hub.add_app(profile.app(), addr, port)
     _PROFILES[hub] = profile
     log.info("SAMP Web Profile listening at http://%s:%d/", addr, profile.port)
@@ -528,7 +563,8 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
 
     ``--web-port``, ``--no-web-profile``, ``--web-allow ORIGIN`` (repeatable),
     ``--web-allow-all-for-testing``, ``--web-harmless MTYPE`` (repeatable),
-    ``--web-consent-timeout``. Read back by `attach_web_profile_from_args`.
+    ``--web-consent-timeout``, ``--web-max-per-origin``. Read back by
+    `attach_web_profile_from_args`.
     """
     group = parser.add_argument_group("SAMP Web Profile (browser clients)")
     group.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
@@ -547,6 +583,20 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
                             f"list {' '.join(DEFAULT_HARMLESS_MTYPES)}")
     group.add_argument("--web-consent-timeout", type=float, default=60.0, metavar="SECONDS",
                        help="seconds to answer a registration prompt (default 60)")
+    group.add_argument("--web-max-per-origin", type=_positive_int,
+                       default=DEFAULT_MAX_PER_ORIGIN, metavar="N",
+                       help="most web clients registered at once from one origin (default "
+                            f"{DEFAULT_MAX_PER_ORIGIN}); more are refused")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 async def attach_web_profile_from_args(hub: AsyncHub, args: argparse.Namespace) -> WebProfile | None:
@@ -571,7 +621,9 @@ async def attach_web_profile_from_args(hub: AsyncHub, args: argparse.Namespace) 
     try:
         return await attach_web_profile(hub, port=getattr(args, "web_port", WEB_PORT),
                                         consent=consent, harmless_mtypes=harmless,
-                                        consent_timeout=timeout + 5.0)
+                                        consent_timeout=timeout + 5.0,
+                                        max_per_origin=getattr(args, "web_max_per_origin",
+                                                               DEFAULT_MAX_PER_ORIGIN))
     except OSError as exc:
         log.error("cannot serve the SAMP Web Profile on port %s (%s); continuing without it",
                   getattr(args, "web_port", WEB_PORT), exc)

@@ -13,12 +13,18 @@ with a `ConsentRequest` and answers True (allow) or False (refuse):
   expects, and its own thread or GUI loop answers;
 - None: no consent, every registration refused.
 
+A policy may also have a method ``answer_now(request) -> bool | None``: an answer given at
+once, without asking anyone (an allow-list), or None when the user must be asked. Only the
+requests that are asked count against `ConsentGate`'s ``max_pending``, so prompts piling up
+never make the hub refuse a page that needs no prompt.
+
 Ready policies: `AllowList` (origins given on the command line), `TerminalPrompt` (asks on
 the controlling terminal with a timeout), `allow_all_for_testing`, `deny_all`, and
 `default_consent`, which combines them as ``sampflow hub`` does: an origin on the allow-list
 is accepted at once; otherwise the terminal is asked when stdin is a terminal; otherwise the
-registration is refused. `ConsentGate` puts a bound and a timeout around any policy: a
-pending prompt never blocks other hub traffic, and a policy that fails or times out refuses.
+registration is refused. `AllowList`, `allow_all_for_testing` and `deny_all` answer at once
+(`InstantConsent`). `ConsentGate` puts a bound and a timeout around any policy: a pending
+prompt never blocks other hub traffic, and a policy that fails or times out refuses.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = [
     "AsyncConsent",
     "ConsentGate",
     "ConsentRequest",
+    "InstantConsent",
     "TerminalPrompt",
     "allow_all_for_testing",
     "as_consent",
@@ -124,6 +131,10 @@ class AllowList:
     def __call__(self, request: ConsentRequest) -> bool:
         return request.origin is not None and request.origin in self
 
+    def answer_now(self, request: ConsentRequest) -> bool:
+        """The answer, at once (an allow-list never needs to ask)."""
+        return self(request)
+
     def __repr__(self) -> str:
         return f"AllowList({sorted(self.origins)!r})"
 
@@ -138,6 +149,29 @@ def allow_all_for_testing(request: ConsentRequest) -> bool:
 def deny_all(request: ConsentRequest) -> bool:
     """Refuse every registration."""
     return False
+
+
+class InstantConsent:
+    """A policy that decides at once, asking nobody (never counted as a pending prompt).
+
+    Parameters
+    ----------
+    decide : callable
+        ``decide(request) -> bool``; must not block.
+    """
+
+    def __init__(self, decide: Callable[[ConsentRequest], bool]) -> None:
+        self.decide = decide
+
+    def answer_now(self, request: ConsentRequest) -> bool:
+        """The answer, at once."""
+        return bool(self.decide(request))
+
+    async def __call__(self, request: ConsentRequest) -> bool:
+        return self.answer_now(request)
+
+    def __repr__(self) -> str:
+        return f"InstantConsent({self.decide!r})"
 
 
 class TerminalPrompt:
@@ -250,7 +284,9 @@ def as_consent(policy: Any, *, timeout: float = 60.0) -> AsyncConsent:
     Returns
     -------
     callable
-        ``await consent(request) -> bool``.
+        ``await consent(request) -> bool``; with an ``answer_now`` method when `policy`
+        can answer without asking (`AllowList`, `allow_all_for_testing`, `deny_all`, or any
+        async policy that has one itself).
 
     Raises
     ------
@@ -263,6 +299,8 @@ def as_consent(policy: Any, *, timeout: float = 60.0) -> AsyncConsent:
         return refuse
     if hasattr(policy, "show_dialog") and hasattr(policy, "handle_queue"):
         return _DialogConsent(policy, timeout)
+    if policy is allow_all_for_testing or policy is deny_all or isinstance(policy, AllowList):
+        return InstantConsent(policy)
     method = type(policy).__call__ if callable(policy) else None
     if inspect.iscoroutinefunction(policy) or inspect.iscoroutinefunction(method):
         return policy  # type: ignore[no-any-return]
@@ -289,24 +327,36 @@ def default_consent(allow_origins: Iterable[str] = (), *, interactive: bool | No
     callable
         ``await consent(request) -> bool``.
     """
-    allowed = AllowList(allow_origins)
     if interactive is None:
         try:
             interactive = os.isatty(sys.stdin.fileno())
         except (AttributeError, OSError, ValueError):
             interactive = False
-    prompt = TerminalPrompt(prompt_timeout) if interactive else None
+    return _DefaultConsent(AllowList(allow_origins),
+                           TerminalPrompt(prompt_timeout) if interactive else None)
 
-    async def consent(request: ConsentRequest) -> bool:
-        if allowed(request):
+
+class _DefaultConsent:
+    """`default_consent`: the allow-list answers at once; else the terminal is asked."""
+
+    def __init__(self, allowed: AllowList, prompt: TerminalPrompt | None) -> None:
+        self.allowed, self.prompt = allowed, prompt
+
+    def answer_now(self, request: ConsentRequest) -> bool | None:
+        if self.allowed(request):
             return True
-        if prompt is not None:
-            return await prompt(request)
+        if self.prompt is not None:
+            return None
         log.warning("refused %s: not on the allow-list (--web-allow) and no terminal to ask",
                     request.describe())
         return False
 
-    return consent
+    async def __call__(self, request: ConsentRequest) -> bool:
+        answer = self.answer_now(request)
+        if answer is not None:
+            return answer
+        assert self.prompt is not None
+        return await self.prompt(request)
 
 
 class ConsentGate:
@@ -319,8 +369,9 @@ class ConsentGate:
     timeout : float
         Seconds before an unanswered request counts as refused.
     max_pending : int
-        Requests waiting at once; more are refused straight away (a page cannot queue up
-        prompts without end).
+        Prompts waiting at once; more are refused straight away (a page cannot queue up
+        prompts without end). Answers the policy gives at once (its ``answer_now``, such as
+        an allow-list's) are not prompts and are never refused for this reason.
     """
 
     def __init__(self, policy: AsyncConsent, *, timeout: float = 120.0,
@@ -336,10 +387,20 @@ class ConsentGate:
         Returns
         -------
         bool
-            False when the policy says no, fails, times out, or too many are waiting.
+            False when the policy says no, fails, times out, or it would have to ask while
+            `max_pending` prompts are already waiting.
         """
+        answer_now = getattr(self.policy, "answer_now", None)
+        if answer_now is not None:
+            try:
+                answer = answer_now(request)
+            except Exception:
+                log.exception("consent policy failed for %s; refusing", request.describe())
+                return False
+            if answer is not None:
+                return bool(answer)
         if self.pending >= self.max_pending:
-            log.warning("refused %s: %d registrations already await consent",
+            log.warning("refused %s: %d registrations already await the user's answer",
                         request.describe(), self.pending)
             return False
         self.pending += 1

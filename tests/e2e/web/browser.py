@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -65,19 +66,19 @@ class PageServer:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def url(self, **query: Any) -> str:
-        qs = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"{self.origin}/page.html" + (f"?{qs}" if qs else "")
+    def url(self, page: str = "page.html", **query: Any) -> str:
+        qs = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items())
+        return f"{self.origin}/{page}" + (f"?{qs}" if qs else "")
 
     async def start(self) -> PageServer:
-        files = {"page.html": WEB_DIR / "page.html",
+        files = {"page.html": WEB_DIR / "page.html", "deputy.html": WEB_DIR / "deputy.html",
                  "samp.js": NODE_MODULES / "sampjs" / "samp.js"}
 
         async def serve(request: web.Request) -> web.FileResponse:
             return web.FileResponse(files[request.match_info["name"]])
 
         app = web.Application()
-        app.router.add_get("/{name:page\\.html|samp\\.js}", serve)
+        app.router.add_get("/{name:page\\.html|deputy\\.html|samp\\.js}", serve)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

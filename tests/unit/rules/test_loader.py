@@ -45,7 +45,7 @@ def test_several_errors_at_once_with_positions() -> None:
         "rules.yaml:9:11: rules[1].mode: expected one of single, restart, queued, parallel",
         "rules.yaml:11:17: rules[2].on.mtype: not a valid MType pattern: 'not..valid'",
         "rules.yaml:11:31: rules[2].on.frm: unknown key 'frm' in mtype; expected one of "
-        "mtype, from, params",
+        "mtype, from, profile, params",
         "rules.yaml:13:9: rules[2].do[0]: missing to: in notify",
         "rules.yaml:14:9: rules[2].do[1]: expected one action key: "
         + ", ".join(ACTIONS),
