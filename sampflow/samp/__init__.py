@@ -5,14 +5,32 @@ changing its import::
 
     from sampflow.samp import SAMPIntegratedClient, SAMPHubServer
 
+So do astropy's submodule paths (``sampflow.samp.integrated_client``, ``hub_proxy``,
+``client``, ``hub``, ``errors``, ``utils``, ``constants``, ``web_profile``,
+``standard_profile``, ``lockfile_helpers``, ``hub_script``). The deliberate differences are
+listed, with their reasons, in docs/astropy-compat.md.
+
 MType wildcards in subscriptions match on atom boundaries (SAMP 1.3 section 3.2):
 ``table.*`` matches ``table.load.votable`` but not ``tablefoo.x``; ``*`` alone matches all.
 """
 
+from . import (
+    client,
+    constants,
+    errors,
+    hub,
+    hub_proxy,
+    integrated_client,
+    lockfile_helpers,
+    standard_profile,
+    utils,
+    web_profile,
+)
 from .client.aio import AsyncSAMPClient
 from .client.sync import SAMPClient, SAMPHubProxy, SAMPIntegratedClient
-from .config import conf
+from .config import Conf, conf
 from .constants import (
+    SAFE_MTYPES,
     SAMP_ICON,
     SAMP_STATUS_ERROR,
     SAMP_STATUS_OK,
@@ -35,9 +53,11 @@ from .helpers import (
     send_table_to,
 )
 from .hub.server import AsyncHub, SAMPHubServer
-from .xmlrpc import safe_xmlrpc_loads
+from .utils import SAMPMsgReplierWrapper, SAMPXXEServerProxy, safe_xmlrpc_loads
+from .web_profile import WebProfileDialog
 
 __all__ = [
+    "SAFE_MTYPES",
     "SAMP_ICON",
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
@@ -53,7 +73,11 @@ __all__ = [
     "SAMPIntegratedClient",
     "AsyncHub",
     "SAMPHubServer",
+    "WebProfileDialog",
+    "SAMPMsgReplierWrapper",
+    "SAMPXXEServerProxy",
     "safe_xmlrpc_loads",
+    "Conf",
     "conf",
     "accessible_table",
     "connection",

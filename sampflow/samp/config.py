@@ -1,8 +1,16 @@
-"""Configuration of `sampflow.samp`, shaped like pyvo's ``pyvo.samp.conf``."""
+"""Configuration of `sampflow.samp`, shaped like ``astropy.samp.conf`` / ``pyvo.samp.conf``.
+
+astropy's ``Conf`` is an astropy ``ConfigNamespace`` read from astropy's configuration file;
+this one is a plain object with the same items and the same three methods code uses
+(`Conf.set_temp`, `Conf.reset`, `Conf.reload`). There is no configuration file.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
 
 __all__ = ["Conf", "conf"]
 
@@ -14,17 +22,66 @@ class Conf:
     Attributes
     ----------
     use_internet : bool
-        Kept for pyvo compatibility. sampflow never contacts the internet, whatever this
-        says: SAMP is a desktop protocol, and a hub on loopback needs nothing outside.
+        Kept for astropy / pyvo compatibility (astropy's default is True). sampflow never
+        contacts the internet, whatever this says: SAMP is a desktop protocol, and a hub on
+        loopback needs nothing outside.
     n_retries : int
         How many times the helpers retry a hub request that failed to connect.
     hub_timeout : float
         Seconds the helpers wait for a ``callAndWait`` response by default.
+
+    Examples
+    --------
+    >>> with conf.set_temp("n_retries", 1):
+    ...     conf.n_retries
+    1
+    >>> conf.n_retries
+    10
     """
 
     use_internet: bool = False
     n_retries: int = 10
     hub_timeout: float = 30.0
+
+    def _check(self, name: str) -> None:
+        if name not in {f.name for f in fields(self)}:
+            raise AttributeError(f"no configuration item {name!r}")
+
+    @contextlib.contextmanager
+    def set_temp(self, attr: str, value: Any) -> Iterator[None]:
+        """Set item `attr` to `value` inside a ``with`` block, then restore it.
+
+        Raises
+        ------
+        AttributeError
+            If there is no item `attr`.
+        """
+        self._check(attr)
+        old = getattr(self, attr)
+        setattr(self, attr, value)
+        try:
+            yield
+        finally:
+            setattr(self, attr, old)
+
+    def reset(self, attr: str | None = None) -> None:
+        """Restore item `attr` (every item when None) to its default.
+
+        Raises
+        ------
+        AttributeError
+            If there is no item `attr`.
+        """
+        defaults = type(self)()
+        names = [f.name for f in fields(self)] if attr is None else [attr]
+        for name in names:
+            self._check(name)
+            setattr(self, name, getattr(defaults, name))
+
+    def reload(self, attr: str | None = None) -> None:
+        """Re-read item `attr` (every item when None) from the configuration: with no
+        configuration file, the same as `reset`."""
+        self.reset(attr)
 
 
 #: The settings in force.
