@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["Conf", "conf"]
 
 
-@dataclass
 class Conf:
     """Settings of `sampflow.samp`.
 
@@ -39,12 +37,22 @@ class Conf:
     10
     """
 
-    use_internet: bool = False
-    n_retries: int = 10
-    hub_timeout: float = 30.0
+    #: The items and their defaults.
+    DEFAULTS: dict[str, Any] = {"use_internet": False, "n_retries": 10, "hub_timeout": 30.0}
+
+    use_internet: bool
+    n_retries: int
+    hub_timeout: float
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.DEFAULTS)
+        return f"Conf({items})"
 
     def _check(self, name: str) -> None:
-        if name not in {f.name for f in fields(self)}:
+        if name not in self.DEFAULTS:
             raise AttributeError(f"no configuration item {name!r}")
 
     @contextlib.contextmanager
@@ -72,11 +80,9 @@ class Conf:
         AttributeError
             If there is no item `attr`.
         """
-        defaults = type(self)()
-        names = [f.name for f in fields(self)] if attr is None else [attr]
-        for name in names:
+        for name in self.DEFAULTS if attr is None else [attr]:
             self._check(name)
-            setattr(self, name, getattr(defaults, name))
+            setattr(self, name, self.DEFAULTS[name])
 
     def reload(self, attr: str | None = None) -> None:
         """Re-read item `attr` (every item when None) from the configuration: with no

@@ -8,4 +8,6 @@ class of it is meant for subclassing. The module exists so that imports of the p
 
 from __future__ import annotations
 
+from .constants import SAMP_ICON  # noqa: F401 (astropy's module has this name too)
+
 __all__: list[str] = []
