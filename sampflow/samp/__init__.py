@@ -15,16 +15,34 @@ MType wildcards in subscriptions match on atom boundaries (SAMP 1.3 section 3.2)
 """
 
 from . import (
-    client,
-    constants,
-    errors,
-    hub,
-    hub_proxy,
-    integrated_client,
-    lockfile_helpers,
-    standard_profile,
-    utils,
-    web_profile,
+    client as client,
+)
+from . import (
+    constants as constants,
+)
+from . import (
+    errors as errors,
+)
+from . import (
+    hub as hub,
+)
+from . import (
+    hub_proxy as hub_proxy,
+)
+from . import (
+    integrated_client as integrated_client,
+)
+from . import (
+    lockfile_helpers as lockfile_helpers,
+)
+from . import (
+    standard_profile as standard_profile,
+)
+from . import (
+    utils as utils,
+)
+from . import (
+    web_profile as web_profile,
 )
 from .client.aio import AsyncSAMPClient
 from .client.sync import SAMPClient, SAMPHubProxy, SAMPIntegratedClient
@@ -62,26 +80,26 @@ __all__ = [
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
+    "AsyncHub",
+    "AsyncSAMPClient",
+    "Conf",
+    "SAMPClient",
     "SAMPClientError",
     "SAMPError",
     "SAMPHubError",
+    "SAMPHubProxy",
+    "SAMPHubServer",
+    "SAMPIntegratedClient",
+    "SAMPMsgReplierWrapper",
     "SAMPProxyError",
     "SAMPWarning",
-    "AsyncSAMPClient",
-    "SAMPClient",
-    "SAMPHubProxy",
-    "SAMPIntegratedClient",
-    "AsyncHub",
-    "SAMPHubServer",
-    "WebProfileDialog",
-    "SAMPMsgReplierWrapper",
     "SAMPXXEServerProxy",
-    "safe_xmlrpc_loads",
-    "Conf",
-    "conf",
+    "WebProfileDialog",
     "accessible_table",
+    "conf",
     "connection",
     "find_client_id",
+    "safe_xmlrpc_loads",
     "send_image_to",
     "send_product_to",
     "send_spectrum_to",

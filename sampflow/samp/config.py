@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Conf", "conf"]
 
@@ -38,7 +38,7 @@ class Conf:
     """
 
     #: The items and their defaults.
-    DEFAULTS: dict[str, Any] = {"use_internet": False, "n_retries": 10, "hub_timeout": 30.0}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"use_internet": False, "n_retries": 10, "hub_timeout": 30.0}
 
     use_internet: bool
     n_retries: int

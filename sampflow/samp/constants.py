@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 import zlib
+from collections.abc import Callable
 
 __all__ = [
     "SAFE_MTYPES",
+    "SAMP_ICON",
+    "SAMP_PROFILE_VERSION",
+    "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
-    "SAMP_STATUS_ERROR",
-    "SAMP_PROFILE_VERSION",
     "WEB_PROFILE_PORT",
-    "SAMP_ICON",
 ]
 
 #: Response status values (SAMP 1.3 section 3.9).

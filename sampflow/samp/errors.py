@@ -28,15 +28,15 @@ from __future__ import annotations
 import xmlrpc.client
 
 __all__ = [
+    "FAULT_CODE",
+    "CallTimeout",
+    "LocalProtocolError",
+    "ProtocolError",
+    "SAMPClientError",
     "SAMPError",
     "SAMPHubError",
-    "SAMPClientError",
     "SAMPProxyError",
     "SAMPWarning",
-    "ProtocolError",
-    "LocalProtocolError",
-    "CallTimeout",
-    "FAULT_CODE",
 ]
 
 #: The ``faultCode`` of every fault sampflow's hub returns. SAMP 1.3 does not assign fault
@@ -86,7 +86,7 @@ class SAMPProxyError(xmlrpc.client.Fault, SAMPHubError):
     <SAMPProxyError 1: 'client c3 is not subscribed to x.y'>
     """
 
-    def __init__(self, faultCode: int, faultString: str,  # noqa: N803 (astropy's names)
+    def __init__(self, faultCode: int, faultString: str,
                  **extra: object) -> None:
         xmlrpc.client.Fault.__init__(self, faultCode, faultString, **extra)
 

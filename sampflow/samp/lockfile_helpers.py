@@ -28,13 +28,13 @@ from .lockfile import (
 from .lockfile import read_lockfile as _read_lockfile
 
 __all__ = [
-    "read_lockfile",
-    "write_lockfile",
-    "create_lock_file",
     "check_running_hub",
-    "get_running_hubs",
+    "create_lock_file",
     "get_main_running_hub",
+    "get_running_hubs",
+    "read_lockfile",
     "remove_garbage_lock_files",
+    "write_lockfile",
 ]
 
 

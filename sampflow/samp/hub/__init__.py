@@ -4,7 +4,7 @@ As astropy's ``astropy.samp.hub`` module, this package exports `SAMPHubServer` a
 `WebProfileDialog`.
 """
 
-from .server import SAMPHubServer
 from ..web_profile import WebProfileDialog
+from .server import SAMPHubServer
 
 __all__ = ["SAMPHubServer", "WebProfileDialog"]

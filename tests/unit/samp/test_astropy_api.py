@@ -72,9 +72,9 @@ def _public_names(module: ModuleType, top_level: bool) -> list[str]:
         if name.startswith("_"):
             continue
         defined_here = getattr(value, "__module__", None) == module.__name__
-        if (inspect.isclass(value) or inspect.isfunction(value)) and defined_here:
-            names.append(name)
-        elif name.isupper() and isinstance(value, (str, bytes, int, list, tuple)):
+        code = (inspect.isclass(value) or inspect.isfunction(value)) and defined_here
+        constant = name.isupper() and isinstance(value, (str, bytes, int, list, tuple))
+        if code or constant:
             names.append(name)
     return names
 
