@@ -4,6 +4,8 @@ with astropy's interface. It runs on sampflow's shared background event loop.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any, TypeVar
 
@@ -33,8 +35,23 @@ def warn_if_nobody(recipients: Recipients) -> Recipients:
         When `recipients` is empty.
     """
     if not recipients:
-        warnings.warn(NOBODY_WARNING, SAMPWarning, stacklevel=3)
+        warnings.warn(NOBODY_WARNING, SAMPWarning, stacklevel=_caller_level())
     return recipients
+
+
+_CLIENT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_level() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside this package (the code
+    that called ``notify_all``, ``enotify_all``, ...)."""
+    frame = sys._getframe(2)  # warn_if_nobody's caller, which is stacklevel 2 of its warn
+    level = 2
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)) == _CLIENT_DIR:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def hub_params_of(hub: Any = None, hub_params: dict[str, str] | None = None) -> dict[str, str]:
