@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any, TypeVar
 
 from .. import _loop
@@ -15,8 +16,13 @@ from ..lockfile import lockfile_location, read_lockfile
 from ..types import mtype_subtypes
 from .aio import AsyncSAMPClient, http_timeout, samp_timeout
 
-__all__ = ["SAMPHubProxy", "hub_params_of", "mtype_subtypes", "warn_if_nobody",
-           "NOBODY_WARNING"]
+__all__ = [
+    "NOBODY_WARNING",
+    "SAMPHubProxy",
+    "hub_params_of",
+    "mtype_subtypes",
+    "warn_if_nobody",
+]
 
 #: The text of the `SAMPWarning` for a broadcast that reached no client (astropy's words,
 #: so that warning filters written for astropy match).
@@ -45,7 +51,7 @@ _CLIENT_DIR = os.path.dirname(os.path.abspath(__file__))
 def _caller_level() -> int:
     """The `warnings.warn` stacklevel of the first frame outside this package (the code
     that called ``notify_all``, ``enotify_all``, ...)."""
-    frame = sys._getframe(2)  # warn_if_nobody's caller, which is stacklevel 2 of its warn
+    frame: FrameType | None = sys._getframe(2)  # warn_if_nobody's caller: stacklevel 2
     level = 2
     while frame is not None and os.path.dirname(
             os.path.abspath(frame.f_code.co_filename)) == _CLIENT_DIR:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,7 +42,7 @@ from ..types import error_response, make_response
 from .aio import AsyncSAMPClient
 from .proxy import SAMPHubProxy, mtype_subtypes, warn_if_nobody
 
-__all__ = ["SAMPHubProxy", "SAMPClient", "SAMPIntegratedClient", "handler_takes_msg_id"]
+__all__ = ["SAMPClient", "SAMPHubProxy", "SAMPIntegratedClient", "handler_takes_msg_id"]
 
 log = logging.getLogger("sampflow.client")
 
