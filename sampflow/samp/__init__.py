@@ -40,6 +40,7 @@ from . import (
 )
 from . import (
     utils as utils,
+    vo_helpers as vo_helpers,
 )
 from . import (
     web_profile as web_profile,

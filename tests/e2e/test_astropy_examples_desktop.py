@@ -95,7 +95,7 @@ def test_sending_a_table_to_topcat(samp_hub_env: None, topcat: peerlib.PeerHandl
         if url.startswith("file:"):
             text = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)).read_text()
         else:
-            with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 (TOPCAT's)
+            with urllib.request.urlopen(url, timeout=30) as answer:
                 text = answer.read().decode("utf-8")
         assert [row["name"] for row in csv.DictReader(io.StringIO(text))] == ["alpha", "beta"]
     finally:

@@ -1,10 +1,11 @@
-"""sampflow.samp has astropy.samp's public API: every module, name, class, method, property,
-parameter name and default, exception base class (issue 11).
+"""sampflow.samp has astropy.samp's public API, and pyvo.samp's: every module, name, class,
+method, property, parameter name and default, exception base class (issue 11).
 
-astropy (a dependency; 7.x or 8.x, whichever is installed) is enumerated with `inspect` and
-compared with sampflow. Each deliberate difference is in `ALLOWED`, with its reason, and
-must be explained in the table of docs/astropy-compat.md; an entry that no longer differs
-fails too, so the list stays true. No sockets: this looks at the API only (the behaviour is
+astropy (a dependency; 7.x or 8.x, whichever is installed) and pyvo (a test dependency;
+pyvo.samp is astropy's code plus pyvo's helpers) are enumerated with `inspect` and compared
+with sampflow. Each deliberate difference is in `ALLOWED` (or `PYVO_ALLOWED`), with its
+reason, and must be explained in the table of docs/astropy-compat.md; an entry that no
+longer differs fails too, so the list stays true. No sockets: this looks at the API only (the behaviour is
 tested over real sockets in tests/integration/test_astropy_compat*.py).
 """
 
@@ -23,6 +24,7 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # astropy 8 deprecates astropy.samp in favour of pyvo
     import astropy.samp as astropy_samp
+import pyvo.samp as pyvo_samp
 
 import sampflow.samp as sampflow_samp
 
@@ -46,6 +48,18 @@ ALLOWED: dict[str, str] = {
     "web_profile:web_profile_text_dialog": "astropy's queue-based terminal prompt; sampflow's "
                                            "is hub.web_consent.TerminalPrompt",
 }
+
+
+_HELPER_REASON = ("sampflow's helper has more optional parameters after pyvo's (timeout, "
+                  "extra parameters, the file name) or its own default client name")
+#: pyvo.samp's differences on top of astropy.samp's.
+PYVO_ALLOWED: dict[str, str] = {
+    **ALLOWED,
+    **{name: _HELPER_REASON for name in (
+        "accessible_table", "connection", "send_image_to", "send_product_to",
+        "send_spectrum_to", "send_table_to")},
+}
+LIBRARIES = {"astropy": (astropy_samp, ALLOWED), "pyvo": (pyvo_samp, PYVO_ALLOWED)}
 
 
 def _modules(package: ModuleType) -> list[str]:
@@ -79,9 +93,9 @@ def _public_names(module: ModuleType, top_level: bool) -> list[str]:
     return names
 
 
-def _astropy_names() -> list[tuple[str, str]]:
-    return [(m, n) for m in _modules(astropy_samp)
-            for n in _public_names(_import(astropy_samp, m), m == "")]
+def _library_names(library: ModuleType) -> list[tuple[str, str]]:
+    return [(m, n) for m in _modules(library)
+            for n in _public_names(_import(library, m), m == "")]
 
 
 def _params(obj: Any) -> list[tuple[str, str, str]] | None:
@@ -152,11 +166,12 @@ def _differences(name: str, ours: Any, theirs: Any) -> dict[str, str]:
     return out
 
 
-def _all_differences() -> tuple[dict[str, str], set[str]]:
+def _all_differences(library: str) -> tuple[dict[str, str], set[str]]:
+    package, allowed = LIBRARIES[library]
     missing_or_different: dict[str, str] = {}
     compared: set[int] = set()
-    for module_name, name in _astropy_names():
-        theirs_module = _import(astropy_samp, module_name)
+    for module_name, name in _library_names(package):
+        theirs_module = _import(package, module_name)
         theirs = getattr(theirs_module, name)
         try:
             ours_module = _import(sampflow_samp, module_name)
@@ -176,35 +191,39 @@ def _all_differences() -> tuple[dict[str, str], set[str]]:
             continue
         compared.add(id(theirs))
         missing_or_different.update(_differences(name, getattr(ours_module, name), theirs))
-    return missing_or_different, set(ALLOWED)
+    return missing_or_different, set(allowed)
 
 
 def test_the_installed_astropy_is_what_we_compare_with() -> None:
     major = int(importlib.import_module("astropy").__version__.split(".")[0])
     assert major >= 7
-    assert len(_astropy_names()) > 40  # the enumeration found astropy's API
+    assert len(_library_names(astropy_samp)) > 40  # the enumeration found astropy's API
 
 
-def test_every_public_name_of_astropy_samp_exists_alike_in_sampflow_samp() -> None:
-    differences, allowed = _all_differences()
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_every_public_name_of_the_library_exists_alike_in_sampflow_samp(library: str) -> None:
+    differences, allowed = _all_differences(library)
     unexplained = {k: v for k, v in differences.items() if k not in allowed}
     assert unexplained == {}, "\n".join(f"{k}: {v}" for k, v in sorted(unexplained.items()))
 
 
-def test_every_allowed_difference_is_still_a_difference() -> None:
-    differences, allowed = _all_differences()
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_every_allowed_difference_is_still_a_difference(library: str) -> None:
+    differences, allowed = _all_differences(library)
     assert sorted(allowed - set(differences)) == []
 
 
 def test_every_allowed_difference_is_explained_in_the_docs_table() -> None:
     table = [line for line in DOC.read_text("utf-8").splitlines() if line.startswith("|")]
-    for key in ALLOWED:
+    for key in PYVO_ALLOWED:
         assert any(f"`{key}`" in row for row in table), f"{key} is not in {DOC.name}'s table"
 
 
-@pytest.mark.parametrize("module", _modules(astropy_samp))
-def test_every_astropy_submodule_path_imports_from_sampflow(module: str) -> None:
+@pytest.mark.parametrize(("library", "module"), [
+    (library, module) for library, (package, _) in LIBRARIES.items()
+    for module in _modules(package)])
+def test_every_submodule_path_imports_from_sampflow(library: str, module: str) -> None:
     ours = _import(sampflow_samp, module)
-    theirs = _import(astropy_samp, module)
+    theirs = _import(LIBRARIES[library][0], module)
     assert set(getattr(theirs, "__all__", None) or []) <= set(
         getattr(ours, "__all__", None) or [])
