@@ -14,37 +14,18 @@ MType wildcards in subscriptions match on atom boundaries (SAMP 1.3 section 3.2)
 ``table.*`` matches ``table.load.votable`` but not ``tablefoo.x``; ``*`` alone matches all.
 """
 
-from . import (
-    client as client,
-)
-from . import (
-    constants as constants,
-)
-from . import (
-    errors as errors,
-)
-from . import (
-    hub as hub,
-)
-from . import (
-    hub_proxy as hub_proxy,
-)
-from . import (
-    integrated_client as integrated_client,
-)
-from . import (
-    lockfile_helpers as lockfile_helpers,
-)
-from . import (
-    standard_profile as standard_profile,
-)
-from . import (
-    utils as utils,
-    vo_helpers as vo_helpers,
-)
-from . import (
-    web_profile as web_profile,
-)
+# astropy's submodules are attributes of the package after ``import astropy.samp``: ours too
+from . import client as client
+from . import constants as constants
+from . import errors as errors
+from . import hub as hub
+from . import hub_proxy as hub_proxy
+from . import integrated_client as integrated_client
+from . import lockfile_helpers as lockfile_helpers
+from . import standard_profile as standard_profile
+from . import utils as utils
+from . import vo_helpers as vo_helpers
+from . import web_profile as web_profile
 from .client.aio import AsyncSAMPClient
 from .client.sync import SAMPClient, SAMPHubProxy, SAMPIntegratedClient
 from .config import Conf, conf
