@@ -30,9 +30,7 @@ gets five).
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import logging
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import _loop
@@ -40,50 +38,12 @@ from ..constants import SAMP_STATUS_ERROR
 from ..errors import SAMPClientError, SAMPHubError
 from ..types import error_response, make_response
 from .aio import AsyncSAMPClient
+from .handlers import Binding, handler_takes_msg_id
 from .proxy import SAMPHubProxy, mtype_subtypes, warn_if_nobody
 
 __all__ = ["SAMPClient", "SAMPHubProxy", "SAMPIntegratedClient", "handler_takes_msg_id"]
 
 log = logging.getLogger("sampflow.client")
-
-
-def handler_takes_msg_id(function: Callable[..., Any]) -> bool:
-    """Whether a notification handler gets astropy's six arguments (``msg_id`` None) rather
-    than five.
-
-    Six when the handler has six or more positional parameters without a default, or takes
-    ``*args``; five otherwise, and when the signature cannot be read.
-
-    Examples
-    --------
-    >>> handler_takes_msg_id(lambda private_key, sender_id, mtype, params, extra: None)
-    False
-    >>> handler_takes_msg_id(lambda private_key, sender_id, msg_id, mtype, params, extra: None)
-    True
-    >>> handler_takes_msg_id(lambda *args: None)
-    True
-    >>> handler_takes_msg_id(lambda pk, sender, mtype, params, extra, seen=[]: None)
-    False
-    """
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = sum(1 for p in parameters
-                   if p.kind in positional and p.default is inspect.Parameter.empty)
-    star = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
-    return required >= 6 or star
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """A handler bound to an MType pattern, with its subscription annotation."""
-
-    function: Callable[..., Any]
-    metadata: dict[str, Any] | None
-    #: For notifications: call with six arguments (``msg_id`` None) instead of five.
-    takes_msg_id: bool = False
 
 
 class SAMPClient:

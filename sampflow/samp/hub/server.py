@@ -354,6 +354,12 @@ class SAMPHubServer:
         ------
         HubAlreadyRunning
             If a live hub owns the lockfile.
+
+        Warns
+        -----
+        SAMPWarning
+            Once per process, when the code relies on the ``web_profile`` default where
+            astropy's hub would have served web pages (see the class docstring).
         """
         global _web_default_warned
         _loop.run(self._hub.start())
