@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Callable
+
 __all__ = [
+    "SAFE_MTYPES",
+    "SAMP_ICON",
+    "SAMP_PROFILE_VERSION",
+    "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
-    "SAMP_STATUS_ERROR",
-    "SAMP_PROFILE_VERSION",
     "WEB_PROFILE_PORT",
-    "SAMP_ICON",
 ]
 
 #: Response status values (SAMP 1.3 section 3.9).
@@ -22,6 +27,44 @@ SAMP_PROFILE_VERSION = "1.3"
 #: The Web Profile's well-known port (section 5.2.1).
 WEB_PROFILE_PORT = 21012
 
-#: A small icon URL clients may use in ``samp.icon.url`` (none is shipped; kept for astropy
-#: compatibility, which exports this name).
-SAMP_ICON = ""
+#: MType patterns a Web Profile client may send when the recipient says nothing about them
+#: (astropy's name for the list; the hub's policy is
+#: `sampflow.samp.hub.web_policy.DEFAULT_HARMLESS_MTYPES`, the same patterns).
+SAFE_MTYPES = [
+    "samp.app.*",
+    "samp.msg.progress",
+    "table.*",
+    "image.*",
+    "coord.*",
+    "spectrum.*",
+    "bibcode.*",
+    "voresource.*",
+]
+
+
+def _png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int, int]],
+         ) -> bytes:
+    """A small RGBA PNG (PNG specification: signature, IHDR, IDAT, IEND chunks)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(width))
+                    for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def _icon_pixel(x: int, y: int) -> tuple[int, int, int, int]:
+    # a blue disc with a white ring: sampflow's 16 x 16 icon
+    r2 = (x - 7.5) ** 2 + (y - 7.5) ** 2
+    if r2 > 56:
+        return (0, 0, 0, 0)
+    if 20 < r2 < 30:
+        return (255, 255, 255, 255)
+    return (30, 90, 200, 255)
+
+
+#: A 16 x 16 PNG icon (bytes), like astropy's ``SAMP_ICON``; a client may serve it and
+#: point ``samp.icon.url`` at it.
+SAMP_ICON = _png(16, 16, _icon_pixel)

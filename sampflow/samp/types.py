@@ -18,6 +18,7 @@ from .constants import SAMP_STATUS_ERROR, SAMP_STATUS_OK, SAMP_STATUS_WARNING
 
 __all__ = [
     "mtype_matches",
+    "mtype_subtypes",
     "is_valid_mtype",
     "is_valid_pattern",
     "make_message",
@@ -58,6 +59,24 @@ def is_valid_pattern(pattern: object) -> bool:
     [True, True, True, False]
     """
     return isinstance(pattern, str) and _PATTERN_RE.match(pattern) is not None
+
+
+def mtype_subtypes(mtype: str) -> list[str]:
+    """Every subscription pattern that matches `mtype`, most specific first (section 3.2).
+
+    A client looks a message's handler up in this order. It is also astropy's
+    ``SAMPHubServer.get_mtype_subtypes``.
+
+    Examples
+    --------
+    >>> mtype_subtypes("samp.app.ping")
+    ['samp.app.ping', 'samp.app.*', 'samp.*', '*']
+    >>> mtype_subtypes("*")
+    ['*', '*']
+    """
+    atoms = mtype.split(".")
+    prefixes = [".".join(atoms[:n]) + ".*" for n in range(len(atoms) - 1, 0, -1)]
+    return [mtype, *prefixes, "*"]
 
 
 def mtype_matches(pattern: str, mtype: str) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,7 +50,7 @@ from ..xmlrpc import (
     loads_response,
 )
 
-__all__ = ["AsyncSAMPClient", "MessageHandler", "ResponseHandler"]
+__all__ = ["AsyncSAMPClient", "MessageHandler", "ResponseHandler", "samp_timeout"]
 
 log = logging.getLogger("sampflow.client")
 
@@ -62,6 +63,51 @@ _EMPTY_RESPONSE = dumps_response("")
 MessageHandler = Callable[[str, str, "str | None", dict], Awaitable["dict | None"]]
 #: ``handler(responder_id, msg_tag, response)`` for responses to `AsyncSAMPClient.call`.
 ResponseHandler = Callable[[str, str, dict], Awaitable[None]]
+
+
+def samp_timeout(timeout: str | int | float) -> str:
+    """The ``callAndWait`` timeout as SAMP sends it: a SAMP int string of whole seconds.
+
+    SAMP 1.3 section 3.11 gives ``samp.hub.callAndWait`` its timeout as an integer number
+    of seconds in a SAMP int string. Every sampflow client (`AsyncSAMPClient`,
+    `SAMPHubProxy`, `SAMPIntegratedClient`) converts what it is given by this one rule: a
+    number or numeric string, rounded **up** to whole seconds, so ``"0.5"`` waits one
+    second instead of becoming ``"0"``; zero or less means no limit and is sent as ``"0"``.
+
+    Parameters
+    ----------
+    timeout : str, int or float
+        Seconds.
+
+    Returns
+    -------
+    str
+        The SAMP int string.
+
+    Raises
+    ------
+    SAMPClientError
+        If `timeout` is not a finite number.
+
+    Examples
+    --------
+    >>> [samp_timeout(t) for t in ("0.5", 10, "10", 2.0, 0, "-3")]
+    ['1', '10', '10', '2', '0', '0']
+    """
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        raise SAMPClientError(f"callAndWait timeout must be a number, not {timeout!r}") from None
+    if not math.isfinite(seconds):
+        raise SAMPClientError(f"callAndWait timeout must be finite, not {timeout!r}")
+    return str(max(0, math.ceil(seconds)))
+
+
+def http_timeout(samp_seconds: str) -> float | None:
+    """Seconds to wait for the hub's HTTP answer to a ``callAndWait`` whose SAMP timeout is
+    `samp_seconds` (from `samp_timeout`): ten more than the hub waits; None for no limit."""
+    seconds = int(samp_seconds)
+    return None if seconds <= 0 else seconds + 10.0
 
 
 class AsyncSAMPClient:
@@ -208,7 +254,7 @@ class AsyncSAMPClient:
                 raise MalformedRequest(f"HTTP status {status}")
             return loads_response(payload)
         except Fault as fault:
-            raise SAMPProxyError(fault.faultCode, f"{method}: {fault.faultString}") from None
+            raise SAMPProxyError(fault.faultCode, fault.faultString) from None
         except TimeoutError:
             raise SAMPHubError(f"{method}: the hub at {self._url} timed out") from None
         except OSError as exc:
@@ -261,9 +307,9 @@ class AsyncSAMPClient:
         """``getSubscribedClients``: public id -> annotation for clients subscribed to `mtype`."""
         return await self.hub("getSubscribedClients", mtype)
 
-    async def notify(self, recipient_id: str, message: dict[str, Any]) -> None:
-        """``notify`` (section 3.8)."""
-        await self.hub("notify", recipient_id, message)
+    async def notify(self, recipient_id: str, message: dict[str, Any]) -> Any:
+        """``notify`` (section 3.8): returns the hub's answer (``""`` from sampflow's hub)."""
+        return await self.hub("notify", recipient_id, message)
 
     async def notify_all(self, message: dict[str, Any]) -> list[str]:
         """``notifyAll``: returns the recipients' ids."""
@@ -278,23 +324,25 @@ class AsyncSAMPClient:
         return await self.hub("callAll", msg_tag, message)
 
     async def call_and_wait(self, recipient_id: str, message: dict[str, Any],
-                            timeout: float) -> dict[str, Any]:
-        """``callAndWait``: the recipient's response map.
+                            timeout: str | int | float) -> dict[str, Any]:
+        """``callAndWait`` (section 3.11): the recipient's response map.
 
         Parameters
         ----------
-        timeout : float
-            Seconds the hub waits for the response; 0 waits forever.
+        timeout : str, int or float
+            Seconds the hub waits for the response, rounded up to whole seconds; 0 (or
+            less) waits forever (see `samp_timeout`).
 
         Raises
         ------
-        SAMPHubError
-            On timeout or refusal.
+        SAMPProxyError
+            On timeout or refusal (the hub's fault).
+        SAMPClientError
+            If `timeout` is not a number.
         """
-        seconds = int(timeout) if float(timeout).is_integer() else int(timeout) + 1
-        http_timeout = None if seconds <= 0 else seconds + 10.0
-        return await self.hub("callAndWait", recipient_id, message, str(seconds),
-                              timeout=http_timeout)
+        seconds = samp_timeout(timeout)
+        return await self.hub("callAndWait", recipient_id, message, seconds,
+                              timeout=http_timeout(seconds))
 
     async def reply(self, msg_id: str, response: dict[str, Any]) -> None:
         """``reply`` (section 3.9): answer the call `msg_id`."""

@@ -4,14 +4,60 @@ with astropy's interface. It runs on sampflow's shared background event loop.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
+import warnings
+from types import FrameType
+from typing import Any, TypeVar
 
 from .. import _loop
-from ..errors import SAMPClientError, SAMPHubError
+from ..errors import SAMPClientError, SAMPHubError, SAMPWarning
 from ..lockfile import lockfile_location, read_lockfile
-from .aio import AsyncSAMPClient
+from ..types import mtype_subtypes
+from .aio import AsyncSAMPClient, http_timeout, samp_timeout
 
-__all__ = ["SAMPHubProxy", "hub_params_of"]
+__all__ = [
+    "NOBODY_WARNING",
+    "SAMPHubProxy",
+    "hub_params_of",
+    "mtype_subtypes",
+    "warn_if_nobody",
+]
+
+#: The text of the `SAMPWarning` for a broadcast that reached no client (astropy's words,
+#: so that warning filters written for astropy match).
+NOBODY_WARNING = "No client was able to receive this message"
+
+Recipients = TypeVar("Recipients", list[str], dict[str, str])
+
+
+def warn_if_nobody(recipients: Recipients) -> Recipients:
+    """Return `recipients` (what ``notifyAll`` / ``callAll`` answered), warning with
+    `SAMPWarning` first when there are none, as astropy does.
+
+    Warns
+    -----
+    SAMPWarning
+        When `recipients` is empty.
+    """
+    if not recipients:
+        warnings.warn(NOBODY_WARNING, SAMPWarning, stacklevel=_caller_level())
+    return recipients
+
+
+_CLIENT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_level() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside this package (the code
+    that called ``notify_all``, ``enotify_all``, ...)."""
+    frame: FrameType | None = sys._getframe(2)  # warn_if_nobody's caller: stacklevel 2
+    level = 2
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)) == _CLIENT_DIR:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def hub_params_of(hub: Any = None, hub_params: dict[str, str] | None = None) -> dict[str, str]:
@@ -148,8 +194,8 @@ class SAMPHubProxy:
         return self._call("notify", private_key, recipient_id, message)
 
     def notify_all(self, private_key: str, message: dict[str, Any]) -> list[str]:
-        """``samp.hub.notifyAll``."""
-        return self._call("notifyAll", private_key, message)
+        """``samp.hub.notifyAll``: the recipients' ids; warns (`SAMPWarning`) when none."""
+        return warn_if_nobody(self._call("notifyAll", private_key, message))
 
     def call(self, private_key: str, recipient_id: str, msg_tag: str,
              message: dict[str, Any]) -> str:
@@ -157,15 +203,19 @@ class SAMPHubProxy:
         return self._call("call", private_key, recipient_id, msg_tag, message)
 
     def call_all(self, private_key: str, msg_tag: str, message: dict[str, Any]) -> dict[str, str]:
-        """``samp.hub.callAll``: returns recipient id -> msg-id."""
-        return self._call("callAll", private_key, msg_tag, message)
+        """``samp.hub.callAll``: recipient id -> msg-id; warns (`SAMPWarning`) when none."""
+        return warn_if_nobody(self._call("callAll", private_key, msg_tag, message))
 
     def call_and_wait(self, private_key: str, recipient_id: str, message: dict[str, Any],
-                      timeout: str | int) -> dict[str, Any]:
-        """``samp.hub.callAndWait``: the response map; `timeout` in seconds (0: no limit)."""
-        seconds = int(float(timeout))
-        return self._call("callAndWait", private_key, recipient_id, message, str(seconds),
-                          timeout=None if seconds <= 0 else seconds + 10.0)
+                      timeout: str | int | float) -> dict[str, Any]:
+        """``samp.hub.callAndWait`` (section 3.11): the response map.
+
+        `timeout` is in seconds, rounded up to whole seconds; 0 (or less) means no limit
+        (the one rule of `sampflow.samp.client.aio.samp_timeout`: ``"0.5"`` waits 1 s).
+        """
+        seconds = samp_timeout(timeout)
+        return self._call("callAndWait", private_key, recipient_id, message, seconds,
+                          timeout=http_timeout(seconds))
 
     def reply(self, private_key: str, msg_id: str, response: dict[str, Any]) -> Any:
         """``samp.hub.reply``."""

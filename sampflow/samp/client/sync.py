@@ -9,7 +9,22 @@ thread, so they may call the blocking API themselves (reply from inside a call h
 
 Differences from astropy, on purpose: no internet look-ups, ever; the client subscribes to
 ``samp.app.ping`` but never to ``client.env.get`` unless a handler is bound to it; a call with
-no bound handler gets a ``samp.error`` reply rather than silence.
+no bound handler gets a ``samp.error`` reply rather than silence. The full list, with the
+reasons, is docs/astropy-compat.md.
+
+Handlers (astropy's conventions)
+--------------------------------
+A message's MType is looked up most specific first, as `mtype_subtypes` lists it
+(``a.b.c``, ``a.b.*``, ``a.*``, ``*``): a call runs the first handler found, a
+notification runs every handler found, in that order.
+
+A **notification** handler is called with five arguments, ``f(private_key, sender_id,
+mtype, params, extra)``, or with six, ``f(private_key, sender_id, msg_id, mtype, params,
+extra)`` and ``msg_id`` None, so that one function can serve both notifications and calls
+(`bind_receive_message`). Which, is decided once, when the handler is bound, by its arity
+(`handler_takes_msg_id`): six when it has six or more positional parameters without a
+default, or takes ``*args``; five otherwise (so ``lambda pk, s, m, p, e, store=store: ...``
+gets five).
 """
 
 from __future__ import annotations
@@ -21,16 +36,14 @@ from typing import Any, Callable
 from .. import _loop
 from ..constants import SAMP_STATUS_ERROR
 from ..errors import SAMPClientError, SAMPHubError
-from ..types import error_response, make_response, mtype_matches
+from ..types import error_response, make_response
 from .aio import AsyncSAMPClient
-from .proxy import SAMPHubProxy
+from .handlers import Binding, handler_takes_msg_id
+from .proxy import SAMPHubProxy, mtype_subtypes, warn_if_nobody
 
-__all__ = ["SAMPHubProxy", "SAMPClient", "SAMPIntegratedClient"]
+__all__ = ["SAMPClient", "SAMPHubProxy", "SAMPIntegratedClient", "handler_takes_msg_id"]
 
 log = logging.getLogger("sampflow.client")
-
-
-Binding = tuple[Callable[..., Any], dict[str, Any] | None]
 
 
 class SAMPClient:
@@ -73,7 +86,7 @@ class SAMPClient:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._running = False
         if callable:
-            self._call_bindings["samp.app.ping"] = (self._answer_ping, None)
+            self._call_bindings["samp.app.ping"] = Binding(self._answer_ping, None)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -144,8 +157,8 @@ class SAMPClient:
         if subscriptions is None:
             subscriptions = {}
             for bindings in (self._notification_bindings, self._call_bindings):
-                for mtype, (_, annotation) in bindings.items():
-                    subscriptions[mtype] = dict(annotation or {})
+                for mtype, binding in bindings.items():
+                    subscriptions[mtype] = dict(binding.metadata or {})
         if not self._aio.callable:
             raise SAMPClientError("a non-callable client cannot subscribe")
         _loop.run(self._aio.declare_subscriptions(subscriptions))
@@ -154,13 +167,21 @@ class SAMPClient:
     def bind_receive_notification(self, mtype: str, function: Callable[..., Any],
                                   declare: bool = True,
                                   metadata: dict[str, Any] | None = None) -> None:
-        """Run `function` for notifications of `mtype` (wildcards allowed)."""
-        self._bind(self._notification_bindings, mtype, function, declare, metadata)
+        """Run `function` for notifications of `mtype` (wildcards allowed).
+
+        `function` takes five arguments ``(private_key, sender_id, mtype, params, extra)``
+        or six with ``msg_id`` (None) third, decided by its arity (`handler_takes_msg_id`).
+        """
+        self._bind(self._notification_bindings, mtype, function, declare, metadata,
+                   handler_takes_msg_id(function))
 
     def bind_receive_call(self, mtype: str, function: Callable[..., Any], declare: bool = True,
                           metadata: dict[str, Any] | None = None) -> None:
-        """Run `function` for calls of `mtype`; it answers with ``reply`` / ``ereply``."""
-        self._bind(self._call_bindings, mtype, function, declare, metadata)
+        """Run `function` for calls of `mtype`; it answers with ``reply`` / ``ereply``.
+
+        `function` takes ``(private_key, sender_id, msg_id, mtype, params, extra)``.
+        """
+        self._bind(self._call_bindings, mtype, function, declare, metadata, True)
 
     def bind_receive_message(self, mtype: str, function: Callable[..., Any],
                              declare: bool = True, metadata: dict[str, Any] | None = None) -> None:
@@ -187,10 +208,10 @@ class SAMPClient:
         self._response_bindings.pop(msg_tag, None)
 
     def _bind(self, table: dict[str, Binding], mtype: str, function: Callable[..., Any],
-              declare: bool, metadata: dict[str, Any] | None) -> None:
+              declare: bool, metadata: dict[str, Any] | None, takes_msg_id: bool) -> None:
         if not self._aio.callable:
             raise SAMPClientError("a non-callable client cannot receive messages")
-        table[mtype] = (function, metadata)
+        table[mtype] = Binding(function, metadata, takes_msg_id)
         self._redeclare(declare)
 
     def _redeclare(self, declare: bool) -> None:
@@ -200,10 +221,14 @@ class SAMPClient:
     # -- incoming (the XML-RPC client methods, section 4.2.4) -------------------------------
     def receive_notification(self, private_key: str, sender_id: str,
                              message: dict[str, Any]) -> str:
-        """Run the handlers bound to the notification's MType, in this thread."""
+        """Run the handlers bound to the notification's MType, in this thread, most specific
+        pattern first (see the module docstring for their arguments)."""
         mtype, params, extra = self._split(message)
-        for function in self._handlers(self._notification_bindings, mtype):
-            function(private_key, sender_id, mtype, params, extra)
+        for binding in self._handlers(self._notification_bindings, mtype):
+            if binding.takes_msg_id:
+                binding.function(private_key, sender_id, None, mtype, params, extra)
+            else:
+                binding.function(private_key, sender_id, mtype, params, extra)
         return ""
 
     def receive_call(self, private_key: str, sender_id: str, msg_id: str,
@@ -216,7 +241,7 @@ class SAMPClient:
             self._reply(msg_id, error_response(f"no handler bound for {mtype}"))
             return ""
         try:
-            handlers[0](private_key, sender_id, msg_id, mtype, params, extra)
+            handlers[0].function(private_key, sender_id, msg_id, mtype, params, extra)
         except Exception as exc:
             log.exception("call handler for %s failed", mtype)
             self._reply(msg_id, error_response(f"{type(exc).__name__}: {exc}"))
@@ -236,11 +261,8 @@ class SAMPClient:
         return message["samp.mtype"], message.get("samp.params", {}), extra
 
     @staticmethod
-    def _handlers(table: dict[str, Binding], mtype: str) -> list[Callable[..., Any]]:
-        exact = table.get(mtype)
-        if exact is not None:
-            return [exact[0]]
-        return [f for pattern, (f, _) in table.items() if mtype_matches(pattern, mtype)]
+    def _handlers(table: dict[str, Binding], mtype: str) -> list[Binding]:
+        return [table[pattern] for pattern in mtype_subtypes(mtype) if pattern in table]
 
     def _answer_ping(self, private_key: str, sender_id: str, msg_id: str, mtype: str,
                      params: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -392,17 +414,35 @@ class SAMPIntegratedClient:
     def _message(mtype: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"samp.mtype": mtype, "samp.params": params}
 
-    def notify(self, recipient_id: str, message: dict[str, Any]) -> None:
-        """Send `message` as a notification to `recipient_id` (section 3.8)."""
-        self._run(self._c()._aio.notify(recipient_id, message))
+    def notify(self, recipient_id: str, message: dict[str, Any]) -> Any:
+        """Send `message` as a notification to `recipient_id` (section 3.8).
 
-    def enotify(self, recipient_id: str, mtype: str, **params: Any) -> None:
-        """`notify` with the message built from `mtype` and `params`."""
-        self.notify(recipient_id, self._message(mtype, params))
+        Returns
+        -------
+        object
+            The hub's answer (``""`` from sampflow's hub), as astropy returns it.
+
+        Raises
+        ------
+        SAMPProxyError
+            If the hub refuses (for example, `recipient_id` is not subscribed).
+        """
+        return self._run(self._c()._aio.notify(recipient_id, message))
+
+    def enotify(self, recipient_id: str, mtype: str, **params: Any) -> Any:
+        """`notify` with the message built from `mtype` and `params`; returns the hub's
+        answer."""
+        return self.notify(recipient_id, self._message(mtype, params))
 
     def notify_all(self, message: dict[str, Any]) -> list[str]:
-        """Notify every subscribed client; returns their ids."""
-        return self._run(self._c()._aio.notify_all(message))
+        """Notify every subscribed client (section 3.8); returns their ids.
+
+        Warns
+        -----
+        SAMPWarning
+            When no client received it (as astropy does).
+        """
+        return warn_if_nobody(self._run(self._c()._aio.notify_all(message)))
 
     def enotify_all(self, mtype: str, **params: Any) -> list[str]:
         """`notify_all` with the message built from `mtype` and `params`."""
@@ -418,8 +458,14 @@ class SAMPIntegratedClient:
         return self.call(recipient_id, msg_tag, self._message(mtype, params))
 
     def call_all(self, msg_tag: str, message: dict[str, Any]) -> dict[str, str]:
-        """Call every subscribed client; returns recipient id -> msg-id."""
-        return self._run(self._c()._aio.call_all(msg_tag, message))
+        """Call every subscribed client (section 3.9); returns recipient id -> msg-id.
+
+        Warns
+        -----
+        SAMPWarning
+            When no client received it.
+        """
+        return warn_if_nobody(self._run(self._c()._aio.call_all(msg_tag, message)))
 
     def ecall_all(self, msg_tag: str, mtype: str, **params: Any) -> dict[str, str]:
         """`call_all` with the message built from `mtype` and `params`."""
@@ -427,15 +473,20 @@ class SAMPIntegratedClient:
 
     def call_and_wait(self, recipient_id: str, message: dict[str, Any],
                       timeout: str | int | float) -> dict[str, Any]:
-        """Call `recipient_id` and wait up to `timeout` seconds (0: no limit) for the
-        response map.
+        """Call `recipient_id` and wait up to `timeout` seconds for the response map
+        (section 3.11).
+
+        `timeout` is rounded up to whole seconds (``"0.5"`` waits 1 s); 0 or less means no
+        limit (`sampflow.samp.client.aio.samp_timeout`).
 
         Raises
         ------
         SAMPProxyError
             On timeout, or if the hub refuses the call.
+        SAMPClientError
+            If `timeout` is not a number.
         """
-        return self._run(self._c()._aio.call_and_wait(recipient_id, message, float(timeout)))
+        return self._run(self._c()._aio.call_and_wait(recipient_id, message, timeout))
 
     def ecall_and_wait(self, recipient_id: str, mtype: str, timeout: str | int | float,
                        **params: Any) -> dict[str, Any]:

@@ -1,1 +1,10 @@
-"""sampflow's SAMP hub: a sans-I/O core (`core`, `registry`) and its transports."""
+"""sampflow's SAMP hub: a sans-I/O core (`core`, `registry`) and its transports.
+
+As astropy's ``astropy.samp.hub`` module, this package exports `SAMPHubServer` and
+`WebProfileDialog`.
+"""
+
+from ..web_profile import WebProfileDialog
+from .server import SAMPHubServer
+
+__all__ = ["SAMPHubServer", "WebProfileDialog"]

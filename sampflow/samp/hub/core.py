@@ -19,13 +19,21 @@ an XML-RPC fault. Method names are the snake_case forms of the Standard Profile'
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import LocalProtocolError
 from ..types import error_response, make_response
 from .registry import ClientRecord, Profile, Registry
+
+log = logging.getLogger("sampflow.hub")
+
+#: How many abandoned msg-ids (timed out, or their delivery failed) the hub remembers, so
+#: that a late reply to one is dropped quietly instead of refused.
+ABANDONED_MEMORY = 4096
 
 __all__ = [
     "HubCore",
@@ -170,6 +178,8 @@ class HubCore:
         #: `MessageObserver` callables, run for every message accepted from a client.
         self.message_observers: list[MessageObserver] = []
         self.pending: dict[str, PendingCall] = {}
+        #: msg-id -> recipient of calls the hub gave up on (bounded by `ABANDONED_MEMORY`).
+        self._abandoned: OrderedDict[str, ClientRecord] = OrderedDict()
         self._outputs: list[Output] = []
 
     # -- outputs ---------------------------------------------------------------------------
@@ -450,9 +460,19 @@ class HubCore:
     def expire(self, msg_id: str) -> bool:
         """Forget pending call `msg_id` (its waiter timed out). Returns whether it was pending.
 
-        A reply that arrives later is refused.
+        A reply that arrives later from its recipient is dropped quietly (a debug log), as
+        astropy's hub does: the recipient could not know its caller stopped waiting.
         """
-        return self.pending.pop(msg_id, None) is not None
+        pending = self.pending.pop(msg_id, None)
+        if pending is None:
+            return False
+        self._abandon(msg_id, pending)
+        return True
+
+    def _abandon(self, msg_id: str, pending: PendingCall) -> None:
+        self._abandoned[msg_id] = pending.recipient
+        while len(self._abandoned) > ABANDONED_MEMORY:
+            self._abandoned.popitem(last=False)
 
     def reply(self, private_key: str, msg_id: object, response: object) -> None:
         """``samp.hub.reply`` (section 3.9).
@@ -467,6 +487,11 @@ class HubCore:
         msg_id = _check_str(msg_id, "msg-id")
         response = _check_map(response, "response")
         pending = self.pending.get(msg_id)
+        if pending is None and self._abandoned.get(msg_id) is responder:
+            del self._abandoned[msg_id]
+            log.debug("late reply to %s from %s dropped: its caller stopped waiting",
+                      msg_id, responder.public_id)
+            return
         if pending is None:
             raise LocalProtocolError(f"no pending call with msg-id {msg_id!r}")
         if pending.recipient is not responder:
@@ -506,6 +531,7 @@ class HubCore:
             msg_id = delivery.args[1]
             pending = self.pending.pop(msg_id, None)
             if pending is not None:
+                self._abandon(msg_id, pending)
                 text = f"delivery to {delivery.recipient.public_id} failed: {reason}"
                 self._respond(msg_id, pending, delivery.recipient.public_id, error_response(text))
 

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from .. import _loop
-from ..errors import SAMPHubError
+from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import (
     LockfileExists,
     create_lockfile,
@@ -26,6 +27,7 @@ from ..lockfile import (
     parse_lockfile,
     remove_lockfile_if_ours,
 )
+from ..types import mtype_subtypes
 from ..xmlrpc import dumps_request, loads_response
 from .core import HubCore
 from .service import HubService
@@ -33,7 +35,8 @@ from ..wire import serve
 from ..wire.server import HttpServer
 from .standard import StandardProfile
 
-__all__ = ["AsyncHub", "SAMPHubServer", "HubAlreadyRunning", "probe_hub"]
+__all__ = ["AsyncHub", "SAMPHubServer", "HubAlreadyRunning", "probe_hub",
+           "WEB_PROFILE_DEFAULT_WARNING"]
 
 log = logging.getLogger("sampflow.hub")
 
@@ -231,9 +234,20 @@ class AsyncHub:
         await self._stopped.wait()
 
 
-class SAMPHubServer:
-    """A SAMP hub, with astropy's ``SAMPHubServer`` interface (blocking facade).
+#: The text of the one-time warning when code relies on `SAMPHubServer`'s ``web_profile``
+#: default where astropy's default would have let web pages in.
+WEB_PROFILE_DEFAULT_WARNING = (
+    "sampflow's SAMPHubServer does not serve the Web Profile unless web_profile=True "
+    "(astropy's default is True): web pages (sampjs) cannot register with this hub. Pass "
+    "web_profile=True to serve it, with consent, or web_profile=False to silence this."
+)
+_web_default_warned = False
 
+
+class SAMPHubServer:
+    """A SAMP hub (astropy's ``SAMPHubServer``); no Web Profile unless ``web_profile=True``.
+
+    The Web Profile is off by default, unlike astropy, where it is on: see `web_profile`.
     The hub runs on sampflow's background event loop; `start` returns once it serves.
 
     Parameters
@@ -255,37 +269,42 @@ class SAMPHubServer:
         ``single`` writes the standard lockfile; ``multiple`` a private one.
     label : str
         Added to the hub's ``samp.name``.
-    web_profile : bool
-        Also serve the Web Profile (section 5). False by default, unlike astropy: a hub
-        started from library code often has no terminal to ask the user's consent on, and
-        the Web Profile is every web page's way into the desktop. ``sampflow hub`` serves it
-        by default, with consent.
-    web_profile_dialog : callable, optional
-        Consent for Web Profile registrations.
+    web_profile : bool or None
+        Also serve the Web Profile (section 5), with its consent safeguards (every web page
+        asks the `web_profile_dialog`, or the terminal; refused when neither can answer).
+        None (the default) means False: unlike astropy, whose default is True, because a
+        hub started from library code often has no terminal to ask the user's consent on,
+        and the Web Profile is every web page's way into the desktop (``sampflow hub``
+        serves it by default, with consent). Code that relies on the default where astropy
+        would have served web pages gets a `SAMPWarning`, once per process, on `start`: when
+        the hub writes the desktop's standard lockfile (no `lockfile`, mode ``single``), or
+        `web_profile_dialog` / `web_port` are given. Pass True or False to say which you
+        want, and there is no warning.
+    web_profile_dialog : callable or WebProfileDialog, optional
+        Consent for Web Profile registrations: an astropy-style `WebProfileDialog`
+        instance, or any policy `sampflow.samp.hub.web_consent.as_consent` takes.
     web_port : int
         The Web Profile port (21012 by default, section 5.2.1).
     pool_size : int
         Accepted for astropy compatibility; connections are pooled without a fixed size.
-    https : bool
-        Accepted for astropy compatibility; must be False.
-    **kwargs
-        astropy's TLS options are refused with `SAMPHubError` if set.
 
     Raises
     ------
     SAMPHubError
-        If `mode` is unknown or HTTPS is asked for.
+        If `mode` is unknown.
     """
 
     def __init__(self, secret: str | None = None, addr: str | None = None, port: int = 0,
                  lockfile: str | None = None, timeout: float = 0, client_timeout: float = 0,
-                 mode: str = "single", label: str = "", web_profile: bool = False,
-                 web_profile_dialog: Any = None, web_port: int = 21012, pool_size: int = 20,
-                 https: bool = False, **kwargs: Any) -> None:
+                 mode: str = "single", label: str = "", web_profile: bool | None = None,
+                 web_profile_dialog: Any = None, web_port: int = 21012,
+                 pool_size: int = 20) -> None:
         if mode not in ("single", "multiple"):
             raise SAMPHubError(f"mode must be 'single' or 'multiple', not {mode!r}")
-        if https or any(v for v in kwargs.values()):
-            raise SAMPHubError("HTTPS is not supported: SAMP hubs serve loopback HTTP")
+        relies_on_default = web_profile is None and (
+            (lockfile is None and mode == "single")
+            or web_profile_dialog is not None or web_port != 21012)
+        self._warn_web_default = relies_on_default
         if mode == "multiple" and lockfile is None:
             folder = Path(os.path.expanduser("~")) / ".samp-1"
             folder.mkdir(mode=0o700, exist_ok=True)
@@ -293,8 +312,20 @@ class SAMPHubServer:
         self._timeout = timeout
         self._hub = AsyncHub(addr=addr or "127.0.0.1", port=port, lockfile=lockfile,
                              secret=secret, client_timeout=client_timeout or 30.0, label=label)
-        self._web_options = dict(enabled=web_profile, dialog=web_profile_dialog, port=web_port)
+        self._web_options = dict(enabled=bool(web_profile), dialog=web_profile_dialog,
+                                 port=web_port)
         self.mode = mode
+
+    @staticmethod
+    def get_mtype_subtypes(mtype: str) -> list[str]:
+        """Every subscription pattern matching `mtype`, most specific first (section 3.2).
+
+        Examples
+        --------
+        >>> SAMPHubServer.get_mtype_subtypes("samp.app.ping")
+        ['samp.app.ping', 'samp.app.*', 'samp.*', '*']
+        """
+        return mtype_subtypes(mtype)
 
     @property
     def id(self) -> str:
@@ -323,8 +354,18 @@ class SAMPHubServer:
         ------
         HubAlreadyRunning
             If a live hub owns the lockfile.
+
+        Warns
+        -----
+        SAMPWarning
+            Once per process, when the code relies on the ``web_profile`` default where
+            astropy's hub would have served web pages (see the class docstring).
         """
+        global _web_default_warned
         _loop.run(self._hub.start())
+        if self._warn_web_default and not _web_default_warned:
+            _web_default_warned = True
+            warnings.warn(WEB_PROFILE_DEFAULT_WARNING, SAMPWarning, stacklevel=2)
         if self._web_options["enabled"]:
             from .web import attach_web_profile  # the Web Profile transport
 

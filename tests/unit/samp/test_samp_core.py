@@ -369,15 +369,20 @@ def test_call_and_wait_ends_with_a_sync_response(hub: Hub) -> None:
     assert hub.out() == [SyncResponse(msg_id, OK)]
 
 
-def test_expired_call_refuses_a_late_reply(hub: Hub) -> None:
-    a, b = hub.client(), hub.client({"x.y": {}})
+def test_expired_call_drops_its_recipients_late_reply_quietly_once(hub: Hub) -> None:
+    """Issue 11: a reply after its call timed out is not an error (astropy's hub drops it);
+    only its recipient may send it, and only once."""
+    a, b, c = hub.client(), hub.client({"x.y": {}}), hub.client()
     msg_id = hub.core.call_and_wait(a.private_key, b.public_id, msg("x.y"))
     hub.out()
     assert hub.core.expire(msg_id) is True
     assert hub.core.expire(msg_id) is False
     with pytest.raises(LocalProtocolError):
-        hub.core.reply(b.private_key, msg_id, OK)
+        hub.core.reply(c.private_key, msg_id, OK)  # not its recipient
+    hub.core.reply(b.private_key, msg_id, OK)       # dropped, no fault
     assert hub.out() == []
+    with pytest.raises(LocalProtocolError, match="no pending call"):
+        hub.core.reply(b.private_key, msg_id, OK)  # one reply per msg-id, even late
 
 
 def test_call_to_an_unsubscribed_client_is_refused_and_nothing_is_pending(hub: Hub) -> None:
