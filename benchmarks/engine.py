@@ -132,6 +132,26 @@ def _sampflow_argv() -> list[str]:
     return [script] if script else [sys.executable, "-m", "sampflow.cli"]
 
 
+def ledger_cost(workdir: Path, n: int = 2000) -> float:
+    """Microseconds of delivery-ledger work per file, as the engine does it for one file of a
+    files rule: two look-ups (before admitting the firing and before running it), ``pending``
+    before sending and ``sent`` after, on a WAL database file in `workdir`."""
+    from sampflow.rules.ledger import Ledger
+
+    ledger = Ledger(workdir / "ledger-bench.sqlite3")
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            path = f"/data/night/frame{i:06d}.fits"
+            ledger.get("bench", path)
+            ledger.get("bench", path)
+            ledger.begin("bench", path, 2880, i)
+            ledger.finish("bench", path, "sent", recipients=["bench-receiver"])
+        return (time.perf_counter() - t0) / n * 1e6
+    finally:
+        ledger.close()
+
+
 def run_engine_part(workdir: Path, *, n_files: int, n_fire: int, settle: float, limit: float,
                     log=print) -> dict:
     """Run part 4; returns a dict of the measures (or ``{"failure": ...}``)."""
@@ -148,7 +168,8 @@ def run_engine_part(workdir: Path, *, n_files: int, n_fire: int, settle: float, 
     engine = None
     try:
         argv = [*_sampflow_argv(), "run", str(rules), "--hub", "connect",
-                "--lockfile", str(hub.lockfile), "--no-web-profile"]
+                "--lockfile", str(hub.lockfile), "--no-web-profile",
+                "--state", str(workdir / "engine-state")]
         engine = _spawn(argv, hub.env(), workdir / "engine.log", workdir)
         run = run_limited([sys.executable, "-m", "benchmarks.engine", str(folder), str(n_files),
                            str(n_fire)], env=hub.env(), cwd=workdir, limit=limit)
@@ -168,9 +189,11 @@ def run_engine_part(workdir: Path, *, n_files: int, n_fire: int, settle: float, 
             result.update(file_median_ms=statistics.median(lat),
                           file_p99_ms=percentile(lat, 0.99), n_files_ok=len(lat))
         result["params"] = params
+        result["ledger_us_per_file"] = ledger_cost(workdir)
         log(f"  engine: file->message median {result.get('file_median_ms', float('nan')):.1f} ms"
             f" (settle {settle * 1e3:.0f} ms), p99 {result.get('file_p99_ms', float('nan')):.1f}"
-            f" ms; {result.get('fire_per_s', 0):,.0f} firings/s; failures {result['failures']}")
+            f" ms; {result.get('fire_per_s', 0):,.0f} firings/s; delivery ledger "
+            f"{result['ledger_us_per_file']:.0f} us/file; failures {result['failures']}")
         return result
     finally:
         if engine is not None:

@@ -203,11 +203,12 @@ def _engine(part: dict) -> list[str]:
               "notifies `bench.fired` back. Target: median < 100 ms plus settle.",
               "",
               "| file closed -> image.load.fits median (ms) | p99 (ms) | of which settle (ms) | "
-              "MType-triggered firings/s | failures |",
-              "|---|---|---|---|---|",
+              "MType-triggered firings/s | delivery ledger per file (us) | failures |",
+              "|---|---|---|---|---|---|",
               f"| {_f(part.get('file_median_ms'), '{:.1f}')} | "
               f"{_f(part.get('file_p99_ms'), '{:.1f}')} | {p['settle_s'] * 1e3:.0f} | "
-              f"{_f(part.get('fire_per_s'))} | {'; '.join(part['failures']) or 'none'} |"]
+              f"{_f(part.get('fire_per_s'))} | {_f(part.get('ledger_us_per_file'), '{:.0f}')} | "
+              f"{'; '.join(part['failures']) or 'none'} |"]
     return lines + [""]
 
 

@@ -248,7 +248,11 @@ class ClientDirectory:
             except TimeoutError:
                 pass
 
-    # HubState, for registered() and subscribed() in expressions
+    # HubState, for registered(), subscribed() and clients() in expressions
+    def names(self, pattern: str = "*") -> list[str]:
+        """``samp.name`` of every client whose name matches the glob (case-insensitive)."""
+        return sorted(c.name for c in self._clients.values() if c.name and _glob(c.name, pattern))
+
     def is_registered(self, name: str) -> bool:
         """Whether a client whose name matches the glob is registered."""
         return bool(self.find(name))

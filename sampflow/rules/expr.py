@@ -35,6 +35,9 @@ Namespace
 ``registered(NAME)``      a client whose ``samp.name`` matches the glob is registered
 ``subscribed(NAME, MT)``  such a client is subscribed to the MType
 ``match(VALUE, GLOB)``    case-insensitive glob match
+``newest(FOLDER, GLOB)``  path of the newest regular file in the folder whose name matches
+                          (case-insensitive; default ``*``), or None
+``clients(GLOB)``         ``samp.name`` of every registered client that matches (default ``*``)
 ``now()``                 the current time (``datetime``)
 ========================  ============================================================
 """
@@ -79,7 +82,7 @@ KNOWN_NAMES = frozenset(
     {
         "event", "mtype", "params", "sender", "msg_id", "call", "client", "hub_event", "file",
         "header", "timer", "vars", "response", "result", "responses", "registered", "subscribed",
-        "match", "now", "rule", "key",
+        "match", "now", "rule", "key", "newest", "clients",
     }
 )
 
@@ -306,11 +309,69 @@ def compile_condition(source: str, where: str = "<string>", *,
 # namespace
 
 class HubState(Protocol):
-    """Live hub state the engine supplies to ``registered()`` and ``subscribed()``."""
+    """Live hub state the engine supplies to ``registered()``, ``subscribed()`` and
+    ``clients()``."""
 
     def is_registered(self, name: str) -> bool: ...
 
     def is_subscribed(self, name: str, mtype: str) -> bool: ...
+
+    def names(self, pattern: str = "*") -> list[str]: ...
+
+
+#: ``newest()`` looks at no more than this many entries of a folder (a bound on the time an
+#: expression can take; the folder listing is a single ``scandir``, no file is opened).
+NEWEST_SCAN_LIMIT = 100_000
+
+
+def newest(folder: str, pattern: str = "*") -> str | None:
+    """The newest (by modification time) regular file in `folder` whose name matches the
+    case-insensitive glob `pattern`, or None.
+
+    Parameters
+    ----------
+    folder : str
+        A folder (``~`` expanded); not recursive.
+    pattern : str
+        File name glob, e.g. ``*.fits``.
+
+    Returns
+    -------
+    str or None
+        Its absolute path; None when nothing matches or the folder cannot be read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> for i, name in enumerate(["a.fits", "b.fits", "c.txt"]):
+    ...     open(os.path.join(d, name), "w").close()
+    ...     os.utime(os.path.join(d, name), (i, i))
+    >>> os.path.basename(newest(d, "*.FITS"))
+    'b.fits'
+    >>> newest(d, "*.vot") is None
+    True
+    """
+    best: tuple[int, str] | None = None
+    pat = str(pattern).lower()
+    try:
+        with os.scandir(os.path.expanduser(str(folder))) as entries:
+            for n, entry in enumerate(entries):
+                if n >= NEWEST_SCAN_LIMIT:
+                    break
+                if not fnmatch.fnmatchcase(entry.name.lower(), pat):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                except OSError:
+                    continue
+                if best is None or mtime > best[0]:
+                    best = (mtime, entry.path)
+    except OSError:
+        return None
+    return os.path.abspath(best[1]) if best else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,8 +500,13 @@ def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
     def subscribed(name: str, mtype: str) -> bool:
         return bool(hub and hub.is_subscribed(name, mtype))
 
+    def clients(pattern: str = "*") -> list[str]:
+        return hub.names(pattern) if hub is not None else []
+
     ns["registered"] = registered
     ns["subscribed"] = subscribed
+    ns["clients"] = clients
+    ns["newest"] = newest
     info: FileInfo | None = None
     if isinstance(event, SampMessage):
         ns.update(event="samp", mtype=event.mtype, params=event.params, msg_id=event.msg_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -92,6 +94,9 @@ class Hub:
     def is_subscribed(self, name, mtype):
         return name.lower() == "ds9" and mtype == "image.load.fits"
 
+    def names(self, pattern="*"):
+        return [n for n in ("DS9", "topcat") if pattern in ("*", n)]
+
 
 def test_registered_and_subscribed_come_from_the_engine() -> None:
     ns = ns_for(MSG, hub=Hub())
@@ -99,6 +104,19 @@ def test_registered_and_subscribed_come_from_the_engine() -> None:
                              ).check(ns)
     assert not compile_condition("registered('Aladin')").check(ns)
     assert not compile_condition("registered('DS9')").check(ns_for(MSG))  # no hub: false
+
+
+def test_clients_and_newest_for_rules_that_load_the_latest_file(tmp_path) -> None:
+    for i, name in enumerate(["old.fits", "new.fits", "newer.txt", "sub"]):
+        p = tmp_path / name
+        p.mkdir() if name == "sub" else p.write_bytes(b"x")
+        os.utime(p, (i, i))
+    ns = ns_for(HubEvent("registered", "c9", "DS9"), hub=Hub(), folder=str(tmp_path))
+    assert compile_template("{{ clients() }}").render(ns) == ["DS9", "topcat"]
+    assert compile_template("{{ newest(vars.folder, '*.FITS') }}").render(ns) == str(
+        tmp_path / "new.fits")
+    assert compile_template("{{ newest(vars.folder) }}").render(ns) == str(tmp_path / "newer.txt")
+    assert compile_template("{{ newest(vars.folder ~ '/nope', '*') }}").render(ns) is None
 
 
 def test_file_fields_and_fits_headers(tmp_path) -> None:
