@@ -119,9 +119,9 @@ class CatchUpPlanner:
         prefix = folder.rstrip(os.sep) + os.sep
         known = {e.path: e for e in self.ledger.entries(self.rule, prefix=prefix)}
         present = {f.path for f in found}
-        for entry in known.values():
-            if entry.state in UNFINISHED and entry.path not in present:
-                self.ledger.finish(self.rule, entry.path, "failed",
+        for gone in known.values():
+            if gone.state in UNFINISHED and gone.path not in present:
+                self.ledger.finish(self.rule, gone.path, "failed",
                                    "the file was gone when the engine started")
         out: list[tuple[str, str]] = []
         for f in found:

@@ -26,6 +26,7 @@ the messages it sends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -218,7 +219,7 @@ class Engine:
                 fut.set_result(None)
             else:
                 asyncio.ensure_future(result).add_done_callback(
-                    lambda r, fut=fut: _copy_result(r, fut))
+                    functools.partial(_copy_result, target=fut))
 
     def subscriptions(self) -> dict[str, dict[str, Any]]:
         """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,

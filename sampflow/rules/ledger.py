@@ -213,7 +213,8 @@ class Ledger:
     def entries(self, rule: str | None = None, states: Iterable[str] | None = None,
                 prefix: str | None = None) -> list[Entry]:
         """Rows, oldest change first, filtered by `rule`, `states` and path `prefix`."""
-        sql, args = f"SELECT {_COLUMNS} FROM deliveries WHERE 1=1", []
+        sql = f"SELECT {_COLUMNS} FROM deliveries WHERE 1=1"
+        args: list[str | int] = []
         if rule is not None:
             sql += " AND rule=?"
             args.append(rule)
@@ -330,7 +331,7 @@ class Ledger:
         """
         now = time.time()
         changed = 0
-        where, args = "", []
+        where, args = "", list[str]()
         if rule is not None:
             where, args = " AND rule=?", [rule]
         if failed:
