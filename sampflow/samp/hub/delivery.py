@@ -54,6 +54,11 @@ class Deliverer:
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
 
+    @property
+    def connections_opened(self) -> int:
+        """Callback connections opened so far (kept-alive ones are reused, not counted)."""
+        return self._http.connections_opened
+
     def submit(self, delivery: Delivery) -> None:
         """Queue `delivery` in its (sender, recipient) lane; never blocks."""
         recipient = delivery.recipient
