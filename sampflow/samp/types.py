@@ -4,8 +4,10 @@ SAMP carries three types: string, list and map (string keys). Numbers and boolea
 strings with agreed encodings (section 3.3): `encode_int`, `encode_float`, `encode_bool` and
 their ``decode_*`` partners implement them.
 
-What sampflow sends is valid SAMP. What peers send is accepted leniently (XML-RPC ints,
-doubles and booleans included) and relayed exactly as sent.
+What sampflow sends is valid SAMP. sampflow's hub accepts only valid SAMP values: a request
+holding any other XML-RPC type (``<int>``, ``<double>``, ``<boolean>``, ``<nil/>``, ...) gets
+a fault at parse time (`sampflow.samp.xmlrpc.loads_request` with ``samp_only``), so that all
+it relays can be relayed. sampflow's client reads what other hubs deliver leniently.
 """
 
 from __future__ import annotations

@@ -2,8 +2,16 @@
 
 Parsing goes only through defusedxml's expat parser with DTDs, entities and external
 references refused; the values are built by the standard library's XML-RPC unmarshaller,
-which keeps a stack rather than recursing. On top of that this module bounds the document
-size and the element nesting depth.
+which keeps a stack rather than recursing. On top of that this module bounds, per document,
+its size (`MAX_BODY_BYTES`), element nesting (`MAX_DEPTH`) and number of values
+(`MAX_VALUES`), and per value the length of a string (`MAX_STRING_CHARS`). A document over a
+bound is refused as soon as the bound is crossed, so refusing costs no more than the bound.
+
+SAMP values are strings, lists and maps only (SAMP 1.3 section 3.3). ``loads_request(...,
+samp_only=True)``, which both hub profiles use, refuses every other XML-RPC type (``<int>``,
+``<i4>``, ``<i8>``, ``<double>``, ``<boolean>``, ``<base64>``, ``<dateTime.iso8601>``,
+``<nil/>``, extensions) at parse time, naming the type: a value the hub accepts is a value it
+can always relay. Numbers and booleans travel as SAMP strings (`sampflow.samp.types`).
 
 Marshalling uses the standard library (`xmlrpc.client.dumps`): it escapes ``&``, ``<`` and
 ``>`` and writes XML-RPC ``<string>`` values; SAMP needs nothing else.
@@ -25,6 +33,9 @@ from .errors import FAULT_CODE, SAMPHubError
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DEPTH",
+    "MAX_VALUES",
+    "MAX_STRING_CHARS",
+    "SAMP_ELEMENTS",
     "MalformedRequest",
     "Fault",
     "loads_request",
@@ -35,11 +46,23 @@ __all__ = [
     "safe_xmlrpc_loads",
 ]
 
-#: Largest XML-RPC document accepted, in bytes (16 MiB). SAMP messages carry URLs, not data.
-MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Largest XML-RPC document accepted, in bytes (8 MiB). SAMP messages carry URLs, not data;
+#: a hub parses and re-encodes what it relays on its one event loop, so this bounds the time
+#: any one request can take from the others.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Deepest element nesting accepted. A SAMP message nests maps and lists a few levels deep;
 #: XML-RPC adds about three elements per level.
 MAX_DEPTH = 200
+#: Most values (``<value>`` elements: strings, lists, maps) in one document. A
+#: ``table.select.rowList`` of 200,000 rows fits.
+MAX_VALUES = 250_000
+#: Longest string value, in characters (4 Mi).
+MAX_STRING_CHARS = 4 * 1024 * 1024
+#: The XML-RPC elements SAMP's three types need (sections 3.3, 4.1.1), and the document's own.
+SAMP_ELEMENTS = frozenset({
+    "methodCall", "methodName", "methodResponse", "params", "param", "value", "string",
+    "array", "data", "struct", "member", "name",
+})
 
 Fault = xmlrpc.client.Fault
 
@@ -49,28 +72,49 @@ class MalformedRequest(SAMPHubError):
 
 
 class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
-    """The standard unmarshaller with an element depth bound."""
+    """The standard unmarshaller with bounds on depth, value count and string length, and
+    (`samp_only`) only the elements of SAMP's types."""
 
-    def __init__(self, max_depth: int) -> None:
+    def __init__(self, max_depth: int, samp_only: bool = False) -> None:
         super().__init__(use_datetime=False, use_builtin_types=True)
         self._depth = 0
         self._max_depth = max_depth
+        self._values = 0
+        self._chars = 0
+        self._samp_only = samp_only
 
     def start(self, tag: str, attrs: Any) -> None:
         self._depth += 1
         if self._depth > self._max_depth:
             raise MalformedRequest(f"XML nesting deeper than {self._max_depth} elements")
+        if tag == "value":
+            self._values += 1
+            if self._values > MAX_VALUES:
+                raise MalformedRequest(f"more than {MAX_VALUES} values in one XML-RPC document")
+        elif self._samp_only and tag not in SAMP_ELEMENTS:
+            raise MalformedRequest(
+                f"XML-RPC <{tag}> is not a SAMP type: SAMP values are strings, lists and maps "
+                "(SAMP 1.3 section 3.3); send numbers and booleans as strings")
+        self._chars = 0
         super().start(tag, attrs)
+
+    def data(self, text: str) -> None:
+        self._chars += len(text)
+        if self._chars > MAX_STRING_CHARS:
+            raise MalformedRequest(f"a string value longer than {MAX_STRING_CHARS} characters")
+        self._data.append(text)
 
     def end(self, tag: str) -> Any:
         self._depth -= 1
+        self._chars = 0
         return super().end(tag)
 
 
-def _parse(body: bytes, max_bytes: int, max_depth: int) -> _BoundedUnmarshaller:
+def _parse(body: bytes, max_bytes: int, max_depth: int,
+           samp_only: bool = False) -> _BoundedUnmarshaller:
     if len(body) > max_bytes:
         raise MalformedRequest(f"XML-RPC body of {len(body)} bytes exceeds {max_bytes} bytes")
-    target = _BoundedUnmarshaller(max_depth)
+    target = _BoundedUnmarshaller(max_depth, samp_only)
     parser = DefusedExpatParser(target, forbid_dtd=True)
     try:
         parser.feed(body)
@@ -85,7 +129,8 @@ def _parse(body: bytes, max_bytes: int, max_depth: int) -> _BoundedUnmarshaller:
 
 
 def loads_request(
-    body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH
+    body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH,
+    samp_only: bool = False,
 ) -> tuple[str, tuple[Any, ...]]:
     """Parse an XML-RPC ``methodCall`` document.
 
@@ -97,21 +142,27 @@ def loads_request(
         Size bound in bytes.
     max_depth : int
         Element nesting bound.
+    samp_only : bool
+        Accept only SAMP's types, string, list and map (SAMP 1.3 section 3.3); the hub's
+        profiles set it. False accepts every XML-RPC type, as sent.
 
     Returns
     -------
     method : str
         The ``methodName``.
     params : tuple
-        The decoded parameters: str, int, float, bool, list, dict, bytes (base64) as sent.
+        The decoded parameters: str, list and dict; when not `samp_only`, also int, float,
+        bool, bytes (base64), None (``<nil/>``) and `xmlrpc.client.DateTime` as sent.
 
     Raises
     ------
     MalformedRequest
-        If the body is too large or too deep, is not well-formed XML, holds a DTD or an
-        entity declaration, or is not a ``methodCall`` with a ``methodName``.
+        If the body is too large, too deep, holds more than `MAX_VALUES` values or a string
+        longer than `MAX_STRING_CHARS`, is not well-formed XML, holds a DTD or an entity
+        declaration, is not a ``methodCall`` with a ``methodName``, or (`samp_only`) holds
+        a value of a type SAMP does not have.
     """
-    target = _parse(body, max_bytes, max_depth)
+    target = _parse(body, max_bytes, max_depth, samp_only)
     method = target.getmethodname()
     if not method:
         raise MalformedRequest("not an XML-RPC methodCall: no methodName")

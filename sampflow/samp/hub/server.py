@@ -28,6 +28,7 @@ from ..lockfile import (
 )
 from ..xmlrpc import dumps_request, loads_response
 from .core import HubCore
+from .delivery import MAX_QUEUE
 from .service import HubService
 from ..wire import serve
 from ..wire.server import HttpServer
@@ -96,6 +97,9 @@ class AsyncHub:
         Text added to the hub's ``samp.name``.
     metadata : dict, optional
         Extra metadata of the hub's own client.
+    max_queue : int
+        Deliveries waiting from one sender to one recipient before the hub deems that
+        recipient dead and unregisters it (5000 by default).
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class AsyncHub:
         client_timeout: float = 30.0,
         label: str = "",
         metadata: dict[str, Any] | None = None,
+        max_queue: int = MAX_QUEUE,
     ) -> None:
         name = "sampflow-hub" + (f" ({label})" if label else "")
         hub_metadata = {
@@ -117,7 +122,8 @@ class AsyncHub:
             **(metadata or {}),
         }
         self.core = HubCore(hub_metadata)
-        self.service = HubService(self.core, client_timeout=client_timeout)
+        self.service = HubService(self.core, client_timeout=client_timeout,
+                                  max_queue=max_queue)
         if secret is not None:
             self.service.secret = secret
         self.addr = addr
@@ -127,6 +133,7 @@ class AsyncHub:
         self.url: str | None = None
         self._runners: list[web.AppRunner] = []
         self._standard: HttpServer | None = None
+        self._profile: StandardProfile | None = None
         self._stopped = asyncio.Event()
         self.is_running = False
 
@@ -173,7 +180,7 @@ class AsyncHub:
         if "://" in path:
             raise SAMPHubError(f"cannot write a lockfile at URL {path}")
         await self._check_lockfile(path)
-        standard = StandardProfile(self.service)
+        standard = self._profile = StandardProfile(self.service)
         self._standard = await serve(standard.handle, self.addr, self.port,
                                      max_body=standard.max_body, too_large=standard.too_large,
                                      backlog=LISTEN_BACKLOG)
@@ -212,6 +219,8 @@ class AsyncHub:
         if self._standard is not None:
             await self._standard.close()
             self._standard = None
+        if self._profile is not None:
+            self._profile.close()
 
     async def stop(self, grace: float = 2.0) -> None:
         """Tell the clients (``samp.hub.event.shutdown``), stop serving, remove the lockfile

@@ -124,3 +124,55 @@ def test_safe_xmlrpc_loads_is_like_the_stdlib() -> None:
     assert safe_xmlrpc_loads(body) == xmlrpc.client.loads(body.decode())
     assert safe_xmlrpc_loads(body.decode()) == (("a",), "samp.hub.ping")
     assert safe_xmlrpc_loads(dumps_response("r")) == (("r",), None)
+
+
+def typed_call(xml_value: str) -> bytes:
+    """A ``methodCall`` whose one parameter is a map holding `xml_value` in a list."""
+    return ("<?xml version='1.0'?><methodCall><methodName>samp.hub.notifyAll</methodName>"
+            "<params><param><value><struct><member><name>k</name><value><array><data>"
+            f"<value>{xml_value}</value></data></array></value></member></struct></value>"
+            "</param></params></methodCall>").encode()
+
+
+NON_SAMP = {
+    "nil": "<nil/>", "i8-big": "<i8>1099511627776</i8>", "int": "<int>1</int>",
+    "i4": "<i4>1</i4>", "double": "<double>2.5</double>", "boolean": "<boolean>1</boolean>",
+    "base64": "<base64>eA==</base64>",
+    "datetime": "<dateTime.iso8601>20260101T00:00:00</dateTime.iso8601>",
+    "extension": "<ex:nil xmlns:ex='http://ws.apache.org/xmlrpc/namespaces/extensions'/>",
+}
+
+
+@pytest.mark.parametrize("xml_value", list(NON_SAMP.values()), ids=list(NON_SAMP))
+def test_samp_only_refuses_every_non_samp_type(xml_value: str) -> None:
+    body = typed_call(xml_value)
+    with pytest.raises(MalformedRequest, match="not a SAMP type"):
+        loads_request(body, samp_only=True)
+
+
+def test_samp_only_accepts_strings_lists_maps_and_untyped_values() -> None:
+    assert loads_request(typed_call("plain"), samp_only=True)[1] == ({"k": ["plain"]},)
+    assert loads_request(typed_call("<string>s</string>"), samp_only=True)[1] == ({"k": ["s"]},)
+    body = dumps_request("m", ({"samp.mtype": "x.y", "samp.params": VALUES},))
+    assert loads_request(body, samp_only=True)[1][0]["samp.params"] == VALUES
+
+
+def test_value_count_is_bounded() -> None:
+    from sampflow.samp.xmlrpc import MAX_VALUES
+
+    big = 1 << 26  # the value bound, not the size bound, is under test
+    fits = dumps_request("m", (["x"] * (MAX_VALUES - 1),))
+    assert len(loads_request(fits, max_bytes=big)[1][0]) == MAX_VALUES - 1
+    with pytest.raises(MalformedRequest, match="values"):
+        loads_request(dumps_request("m", (["x"] * MAX_VALUES,)), max_bytes=big)
+
+
+def test_string_length_is_bounded() -> None:
+    from sampflow.samp.xmlrpc import MAX_STRING_CHARS
+
+    big = 1 << 26  # the string bound, not the size bound, is under test
+    text = "x" * MAX_STRING_CHARS
+    assert loads_request(dumps_request("m", (text,)), max_bytes=big)[1][0] == text
+    for body in (dumps_request("m", (text + "x",)), dumps_request("m", ([text + "x"],))):
+        with pytest.raises(MalformedRequest, match="longer than"):
+            loads_request(body, max_bytes=big)
