@@ -10,6 +10,7 @@ with the large request itself, in the same test.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import xmlrpc.client
 from collections.abc import AsyncIterator
@@ -127,7 +128,7 @@ async def test_a_large_request_does_not_stop_other_clients_pings(
         await task
     during = [t for t in answered if start <= t <= end]
     marks = [start, *during, end]
-    longest_gap = max(b - a for a, b in zip(marks, marks[1:]))
+    longest_gap = max(b - a for a, b in itertools.pairwise(marks))
     # Parsed on the loop, the request would leave one gap as long as its parse, most of its
     # time; parsed off the loop, pings go on all along.
     assert len(during) >= 5, (len(during), end - start)
