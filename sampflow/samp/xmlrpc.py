@@ -44,6 +44,8 @@ __all__ = [
     "dumps_response",
     "dumps_fault",
     "safe_xmlrpc_loads",
+    "LARGE_VALUES",
+    "is_large",
 ]
 
 #: Largest XML-RPC document accepted, in bytes (8 MiB). SAMP messages carry URLs, not data;
@@ -64,7 +66,40 @@ SAMP_ELEMENTS = frozenset({
     "array", "data", "struct", "member", "name",
 })
 
+#: Values (strings, lists, maps counted one each) past which a value is `is_large`: worth
+#: encoding or decoding off the event loop.
+LARGE_VALUES = 4096
+
 Fault = xmlrpc.client.Fault
+
+
+def is_large(value: Any, limit: int = LARGE_VALUES) -> bool:
+    """Tell whether `value` holds more than `limit` values or characters, cheaply.
+
+    The walk stops as soon as the answer is known, so it costs at most about `limit` steps.
+
+    Examples
+    --------
+    >>> is_large({"samp.mtype": "x.y", "samp.params": {"url": "file:///a.fits"}})
+    False
+    >>> is_large({"rows": [str(i) for i in range(10_000)]})
+    True
+    """
+    budget = limit
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if isinstance(item, str):
+            budget -= len(item) >> 6
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+            budget -= len(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        if budget < 0:
+            return True
+    return False
 
 
 class MalformedRequest(SAMPHubError):

@@ -6,7 +6,8 @@ arrive in the order sent (the only order SAMP needs), different senders reach on
 in parallel, and a slow or dead client only ever delays its own lanes. Standard Profile
 callbacks are XML-RPC POSTs through one pooled keep-alive `HttpClient` with a timeout on
 every request; Web Profile callbacks go to the sink the Web Profile transport installs (its
-pull queues).
+pull queues). A big message (`sampflow.samp.xmlrpc.is_large`) is encoded on a worker
+thread, so that relaying it does not hold up the loop.
 
 Failures stay local to the one delivery that failed: whatever goes wrong (the client refused,
 timed out, faulted, answered garbage, or the message could not even be encoded) is reported
@@ -26,9 +27,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ..wire import HttpClient, ServerDisconnected
-from ..xmlrpc import Fault, MalformedRequest, dumps_request, loads_response
+from ..xmlrpc import Fault, MalformedRequest, dumps_request, is_large, loads_response
 from .core import Delivery
 from .registry import ClientRecord, Profile
 
@@ -71,6 +73,7 @@ class Deliverer:
         self._tasks: dict[Lane, asyncio.Task[None]] = {}
         self._senders: dict[ClientRecord, set[str]] = {}
         self._http = HttpClient(user_agent="sampflow-hub")
+        self._encoder: ThreadPoolExecutor | None = None  # one thread, for big messages
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
 
@@ -158,10 +161,16 @@ class Deliverer:
         if not url:
             self._report(delivery, "client has no callback", False)
             return
+        method = f"samp.client.{delivery.method}"
+        args = (recipient.private_key, *delivery.args)
         try:
-            body = dumps_request(
-                f"samp.client.{delivery.method}", (recipient.private_key, *delivery.args)
-            )
+            if is_large(delivery.args[-1]):  # a big message: encoded off the loop
+                if self._encoder is None:
+                    self._encoder = ThreadPoolExecutor(1, thread_name_prefix="sampflow-encode")
+                body = await asyncio.get_running_loop().run_in_executor(
+                    self._encoder, dumps_request, method, args)
+            else:
+                body = dumps_request(method, args)
         except (TypeError, ValueError, OverflowError) as exc:
             self._report(delivery, f"the message cannot be encoded: {exc}", False)
             return
@@ -193,4 +202,7 @@ class Deliverer:
         self._lanes.clear()
         self._senders.clear()
         self._condemned.clear()
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+            self._encoder = None
         await self._http.close()

@@ -11,8 +11,8 @@ clients: each request is independent, and nothing but the core's state is shared
 Values are SAMP's string, list and map only (SAMP 1.3 section 3.3): any other XML-RPC type
 is refused with a fault at parse time. The bounds of `sampflow.samp.xmlrpc` apply to every
 request (8 MiB, 250,000 values, strings of 4 Mi characters), and a body larger than
-`OFF_LOOP_BYTES` is parsed on one worker thread, so that other clients' requests are served
-meanwhile.
+`OFF_LOOP_BYTES` is parsed on one worker thread, and a big answer (``getMetadata`` of a big
+map) encoded there, so that other clients' requests are served meanwhile.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from typing import Any
 
 from ..errors import ProtocolError
 from ..wire import Request, Response
-from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
+from ..xmlrpc import (
+    MAX_BODY_BYTES,
+    MalformedRequest,
+    dumps_fault,
+    dumps_response,
+    is_large,
+    loads_request,
+)
 from .registry import Profile
 from .service import HubService, hub_call
 
@@ -86,11 +93,10 @@ class StandardProfile:
         return self._run(method, params)
 
     async def _handle_large(self, body: bytes) -> Response:
-        if self._parser is None:
-            self._parser = ThreadPoolExecutor(1, thread_name_prefix="sampflow-xmlrpc")
         parse = functools.partial(loads_request, body, max_bytes=self.max_body, samp_only=True)
         try:
-            method, params = await asyncio.get_running_loop().run_in_executor(self._parser, parse)
+            method, params = await asyncio.get_running_loop().run_in_executor(
+                self._worker(), parse)
         except MalformedRequest as exc:
             log.debug("fault: %s", exc)
             return self.fault(str(exc))
@@ -113,14 +119,31 @@ class StandardProfile:
         except ProtocolError as exc:
             log.debug("fault: %s", exc)
             return self.fault(str(exc))
-        return self._answer(value)
+        response = self._answer(value)
+        return response if isinstance(response, Response) else await response
 
-    def _answer(self, value: Any) -> Response:
+    def _answer(self, value: Any) -> Response | Awaitable[Response]:
+        if is_large(value):  # a big map (getMetadata of a big one): encoded off the loop
+            return self._answer_large(value)
         try:
             return Response(dumps_response(value))
         except (TypeError, ValueError, OverflowError) as exc:  # nothing accepted should fail
             log.error("cannot encode an answer: %s", exc)
             return self.fault(f"the hub cannot encode its answer: {exc}")
+
+    async def _answer_large(self, value: Any) -> Response:
+        try:
+            body = await asyncio.get_running_loop().run_in_executor(
+                self._worker(), dumps_response, value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.error("cannot encode an answer: %s", exc)
+            return self.fault(f"the hub cannot encode its answer: {exc}")
+        return Response(body)
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._parser is None:
+            self._parser = ThreadPoolExecutor(1, thread_name_prefix="sampflow-xmlrpc")
+        return self._parser
 
     def close(self) -> None:
         """Stop the parsing thread, if one was started."""
