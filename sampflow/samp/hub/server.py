@@ -20,10 +20,13 @@ from aiohttp import web
 from .. import _loop
 from ..errors import SAMPHubError
 from ..lockfile import (
+    LockfileError,
     LockfileExists,
     create_lockfile,
+    is_samp_lockfile,
     lockfile_location,
     parse_lockfile,
+    read_local_lockfile,
     remove_lockfile_if_ours,
 )
 from ..xmlrpc import dumps_request, loads_response
@@ -151,14 +154,25 @@ class AsyncHub:
         }
 
     async def _check_lockfile(self, path: str) -> None:
-        try:
-            existing = parse_lockfile(Path(path).read_text("utf-8", "replace"))
-        except FileNotFoundError:
+        """Make way for our lockfile at `path`: nothing there, or a stale SAMP lockfile
+        (removed); anything else is refused and left alone (see `sampflow.samp.lockfile`)."""
+        found = read_local_lockfile(path)  # LockfileError: a folder, a dangling link, a FIFO
+        if found is None:
             return
-        url = existing.get("samp.hub.xmlrpc.url", "")
-        if url and await probe_hub(url):
+        existing = parse_lockfile(found[0])
+        if not found[0].strip():  # empty: a hub died writing it, nothing to lose
+            log.warning("replacing empty lockfile %s", path)
+            os.unlink(path)
+            return
+        if not is_samp_lockfile(existing):
+            raise LockfileError(
+                f"{path} exists and is not a SAMP lockfile (it has no samp.secret and "
+                "samp.hub.xmlrpc.url): leaving it alone; choose another lockfile path "
+                "(--lockfile, SAMP_HUB)")
+        url = existing["samp.hub.xmlrpc.url"]
+        if await probe_hub(url):
             raise HubAlreadyRunning(path, url, existing.get("hub.label"))
-        log.warning("replacing stale lockfile %s (its hub at %s does not answer)", path, url or "?")
+        log.warning("replacing stale lockfile %s (its hub at %s does not answer)", path, url)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -171,6 +185,9 @@ class AsyncHub:
         ------
         HubAlreadyRunning
             If the lockfile belongs to a hub that answers.
+        LockfileError
+            If the lockfile path holds something that is not a stale SAMP lockfile (a file
+            of another kind, a folder, a dangling link): it is left as it is.
         SAMPHubError
             If ``SAMP_HUB`` names a lockfile URL that cannot be written (an ``http:`` one).
         OSError
