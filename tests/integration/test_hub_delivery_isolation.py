@@ -248,3 +248,51 @@ async def test_a_client_that_never_answers_is_removed_past_the_queue_bound(
     finally:
         await sender.close()
         await watcher.close()
+
+
+async def test_a_consented_web_page_cannot_send_non_samp_values(
+        start_hub: Any, session: aiohttp.ClientSession) -> None:
+    from sampflow.samp.hub.web import attach_web_profile
+    from sampflow.samp.hub.web_consent import AllowList
+
+    page_origin = "http://localhost:8123"
+    hub: AsyncHub = await start_hub(client_timeout=10)
+    web = await attach_web_profile(hub, port=0, consent=AllowList([page_origin]),
+                                   idle_timeout=30)
+    receiver = await Recorder("receiver", {"test.*": {"x-samp.mostly-harmless": "1"}}).connect(
+        hub.lockfile)
+
+    async def web_post(body: bytes) -> Any:
+        async with session.post(web.url, data=body, headers={
+                "Content-Type": "text/xml", "Origin": page_origin}) as r:
+            payload = await r.read()
+            assert r.status == 200, payload
+        try:
+            return xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
+        except xmlrpc.client.Fault as fault:
+            return fault
+
+    try:
+        reg = await web_post(xmlrpc.client.dumps(({"samp.name": "page"},),
+                                                 "samp.webhub.register").encode())
+        key = reg["samp.private-key"]
+        assert await web_post(xmlrpc.client.dumps(
+            (key, {"samp.name": "page"}), "samp.webhub.declareMetadata").encode()) == ""
+        for xml_value in (NON_SAMP["nil"], NON_SAMP["i8-beyond-2^31"]):
+            for body in (
+                raw_call("samp.webhub.notify", key, f"<value>{receiver.id}</value>",
+                         message_with(xml_value)),
+                raw_call("samp.webhub.declareMetadata", key,
+                         "<value><struct><member><name>samp.name</name><value>p</value>"
+                         f"</member><member><name>x</name><value>{xml_value}</value>"
+                         "</member></struct></value>"),
+            ):
+                fault = await web_post(body)
+                assert isinstance(fault, xmlrpc.client.Fault), fault
+                assert "not a SAMP type" in fault.faultString
+        assert (await receiver.client.get_metadata(reg["samp.self-id"]))["samp.name"] == "page"
+        assert await web_post(xmlrpc.client.dumps(
+            (key, receiver.id, tick(1)), "samp.webhub.notify").encode()) == ""
+        await receiver.wait_for(lambda r: r.messages("test.tick"))
+    finally:
+        await receiver.close()
