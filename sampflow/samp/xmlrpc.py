@@ -7,17 +7,23 @@ its size (`MAX_BODY_BYTES`), element nesting (`MAX_DEPTH`) and number of values
 (`MAX_VALUES`), and per value the length of a string (`MAX_STRING_CHARS`). A document over a
 bound is refused as soon as the bound is crossed, so refusing costs no more than the bound.
 
-SAMP values are strings, lists and maps only (SAMP 1.3 section 3.3). ``loads_request(...,
-samp_only=True)``, which both hub profiles use, refuses every other XML-RPC type (``<int>``,
-``<i4>``, ``<i8>``, ``<double>``, ``<boolean>``, ``<base64>``, ``<dateTime.iso8601>``,
-``<nil/>``, extensions) at parse time, naming the type: a value the hub accepts is a value it
-can always relay. Numbers and booleans travel as SAMP strings (`sampflow.samp.types`).
+SAMP values are strings, lists and maps only (SAMP 1.3 section 3.3), but astropy's and pyvo's
+clients send Python ints, floats and booleans as they are, and their hubs relay them: pyvo's
+own test suite sends ``{"parameter2": 1331}`` and expects the int back. So the hub profiles
+parse with one of two checks, both applied at parse time with a fault that names the type:
 
-Marshalling uses the standard library (`xmlrpc.client.dumps`): it escapes ``&``, ``<`` and
-``>`` and writes XML-RPC ``<string>`` values; SAMP needs nothing else.
+``types="relayable"`` (the hub's default)
+    Every value must be one the hub can relay exactly as it came: strings, lists, maps,
+    ``<int>``/``<i4>`` (and ``<i8>``, ``<i1>``, ``<i2>``) within 32 bits, ``<double>``,
+    ``<boolean>``, ``<base64>``, ``<dateTime.iso8601>``. ``<nil/>``, integers beyond 32
+    bits, ``<bigdecimal>`` and every extension type are refused: the hub could not encode
+    them again, and a message it accepts must be a message it can deliver.
+``types="samp"`` (``AsyncHub(value_types="samp")``)
+    Inside maps and lists, only SAMP's string, list and map. A method argument outside any
+    map or list (the flag of ``allowReverseCallbacks``, the timeout of ``callAndWait``) may
+    still be any relayable scalar, as astropy's clients send them.
 
-Every parse failure raises `MalformedRequest`, whose message says what was wrong; the
-transports turn it into an XML-RPC fault.
+Numbers and booleans that sampflow sends travel as SAMP strings (`sampflow.samp.types`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ __all__ = [
     "MAX_VALUES",
     "MAX_STRING_CHARS",
     "SAMP_ELEMENTS",
+    "RELAYABLE_ELEMENTS",
+    "VALUE_TYPES",
     "MalformedRequest",
     "Fault",
     "loads_request",
@@ -65,6 +73,14 @@ SAMP_ELEMENTS = frozenset({
     "methodCall", "methodName", "methodResponse", "params", "param", "value", "string",
     "array", "data", "struct", "member", "name",
 })
+#: XML-RPC integer elements: relayable within 32 bits (what ``<int>`` can carry).
+_INT_ELEMENTS = frozenset({"int", "i4", "i8", "i1", "i2"})
+#: Elements of values a hub can encode again exactly as they came (`loads_request` types).
+RELAYABLE_ELEMENTS = SAMP_ELEMENTS | _INT_ELEMENTS | {
+    "boolean", "double", "base64", "dateTime.iso8601"}
+#: The `loads_request` type checks.
+VALUE_TYPES = ("any", "relayable", "samp")
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 #: Values (strings, lists, maps counted one each) past which a value is `is_large`: worth
 #: encoding or decoding off the event loop.
@@ -108,15 +124,19 @@ class MalformedRequest(SAMPHubError):
 
 class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
     """The standard unmarshaller with bounds on depth, value count and string length, and
-    (`samp_only`) only the elements of SAMP's types."""
+    the `VALUE_TYPES` check `types`."""
 
-    def __init__(self, max_depth: int, samp_only: bool = False) -> None:
+    def __init__(self, max_depth: int, types: str = "any") -> None:
         super().__init__(use_datetime=False, use_builtin_types=True)
+        if types not in VALUE_TYPES:
+            raise ValueError(f"types must be one of {VALUE_TYPES}, not {types!r}")
         self._depth = 0
         self._max_depth = max_depth
         self._values = 0
         self._chars = 0
-        self._samp_only = samp_only
+        self._checked = types != "any"
+        self._samp_only = types == "samp"
+        self._containers = 0  # open <array> and <struct> elements
 
     def start(self, tag: str, attrs: Any) -> None:
         self._depth += 1
@@ -126,10 +146,17 @@ class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
             self._values += 1
             if self._values > MAX_VALUES:
                 raise MalformedRequest(f"more than {MAX_VALUES} values in one XML-RPC document")
-        elif self._samp_only and tag not in SAMP_ELEMENTS:
-            raise MalformedRequest(
-                f"XML-RPC <{tag}> is not a SAMP type: SAMP values are strings, lists and maps "
-                "(SAMP 1.3 section 3.3); send numbers and booleans as strings")
+        elif tag == "array" or tag == "struct":
+            self._containers += 1
+        elif self._checked and tag not in SAMP_ELEMENTS:
+            if tag not in RELAYABLE_ELEMENTS:
+                raise MalformedRequest(
+                    f"XML-RPC <{tag}> cannot be relayed: SAMP values are strings, lists and "
+                    "maps (SAMP 1.3 section 3.3); send numbers and booleans as strings")
+            if self._samp_only and self._containers:
+                raise MalformedRequest(
+                    f"XML-RPC <{tag}> is not a SAMP type: SAMP values are strings, lists and "
+                    "maps (SAMP 1.3 section 3.3); send numbers and booleans as strings")
         self._chars = 0
         super().start(tag, attrs)
 
@@ -142,14 +169,23 @@ class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
     def end(self, tag: str) -> Any:
         self._depth -= 1
         self._chars = 0
-        return super().end(tag)
+        if tag == "array" or tag == "struct":
+            self._containers -= 1
+        result = super().end(tag)
+        if self._checked and tag in _INT_ELEMENTS:
+            value: Any = self._stack[-1]
+            if not _INT_MIN <= value <= _INT_MAX:
+                raise MalformedRequest(
+                    f"XML-RPC <{tag}>{value}</{tag}> cannot be relayed: beyond the 32 bits of "
+                    "XML-RPC <int>; SAMP sends integers as strings (SAMP 1.3 section 3.3)")
+        return result
 
 
 def _parse(body: bytes, max_bytes: int, max_depth: int,
-           samp_only: bool = False) -> _BoundedUnmarshaller:
+           types: str = "any") -> _BoundedUnmarshaller:
     if len(body) > max_bytes:
         raise MalformedRequest(f"XML-RPC body of {len(body)} bytes exceeds {max_bytes} bytes")
-    target = _BoundedUnmarshaller(max_depth, samp_only)
+    target = _BoundedUnmarshaller(max_depth, types)
     parser = DefusedExpatParser(target, forbid_dtd=True)
     try:
         parser.feed(body)
@@ -165,7 +201,7 @@ def _parse(body: bytes, max_bytes: int, max_depth: int,
 
 def loads_request(
     body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH,
-    samp_only: bool = False,
+    types: str = "any",
 ) -> tuple[str, tuple[Any, ...]]:
     """Parse an XML-RPC ``methodCall`` document.
 
@@ -177,27 +213,29 @@ def loads_request(
         Size bound in bytes.
     max_depth : int
         Element nesting bound.
-    samp_only : bool
-        Accept only SAMP's types, string, list and map (SAMP 1.3 section 3.3); the hub's
-        profiles set it. False accepts every XML-RPC type, as sent.
+    types : {"any", "relayable", "samp"}
+        Which values to accept (see the module docstring): every XML-RPC type as sent;
+        those a hub can relay exactly (the hub profiles' default); or, inside maps and
+        lists, only SAMP's string, list and map (SAMP 1.3 section 3.3).
 
     Returns
     -------
     method : str
         The ``methodName``.
     params : tuple
-        The decoded parameters: str, list and dict; when not `samp_only`, also int, float,
-        bool, bytes (base64), None (``<nil/>``) and `xmlrpc.client.DateTime` as sent.
+        The decoded parameters: str, list and dict; unless `types` is ``"samp"``, also
+        int, float, bool, bytes (base64) and `datetime.datetime` as sent, and with
+        ``"any"`` None (``<nil/>``) and integers of any size.
 
     Raises
     ------
     MalformedRequest
         If the body is too large, too deep, holds more than `MAX_VALUES` values or a string
         longer than `MAX_STRING_CHARS`, is not well-formed XML, holds a DTD or an entity
-        declaration, is not a ``methodCall`` with a ``methodName``, or (`samp_only`) holds
-        a value of a type SAMP does not have.
+        declaration, is not a ``methodCall`` with a ``methodName``, or holds a value
+        `types` does not accept.
     """
-    target = _parse(body, max_bytes, max_depth, samp_only)
+    target = _parse(body, max_bytes, max_depth, types)
     method = target.getmethodname()
     if not method:
         raise MalformedRequest("not an XML-RPC methodCall: no methodName")

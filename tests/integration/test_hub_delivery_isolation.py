@@ -3,9 +3,11 @@ items 2 and 3).
 
 Every request goes over real loopback HTTP to an in-process `AsyncHub`. What must hold:
 
-- a request carrying a non-SAMP XML-RPC type (``<nil/>``, an ``<i8>`` beyond 2^31,
-  ``<int>``, ``<double>``, ...) is refused with a fault at parse time (SAMP 1.3 section 3.3),
-  and nothing of it reaches the hub's state;
+- a request carrying a value the hub could not relay (``<nil/>``, an ``<i8>`` beyond 2^31,
+  extension types) is refused with a fault at parse time, and nothing of it reaches the
+  hub's state; so is any non-SAMP type (``<int>``, ``<double>``, ...) on a hub with
+  ``value_types="samp"`` (SAMP 1.3 section 3.3), while a default hub relays those as sent,
+  as astropy's does;
 - a delivery that fails, for any reason, fails alone: the lane goes on with the next
   message, a pending call gets a ``samp.error`` response at once, hub events still reach
   the other clients, ``getMetadata`` answers, ``sampflow clients`` exits 0;
@@ -29,16 +31,27 @@ from samphub import Recorder, sampflow_argv
 
 from sampflow.samp.hub.server import AsyncHub
 
-NON_SAMP = {
+#: Values no hub could relay as they came: refused by every sampflow hub.
+UNRELAYABLE = {
     "nil": "<nil/>",
     "i8-beyond-2^31": "<i8>1099511627776</i8>",
-    "int": "<int>7</int>",
-    "i4": "<i4>7</i4>",
-    "double": "<double>2.5</double>",
-    "boolean": "<boolean>1</boolean>",
-    "base64": "<base64>eA==</base64>",
-    "dateTime": "<dateTime.iso8601>20260101T00:00:00</dateTime.iso8601>",
+    "int-beyond-2^31": "<int>3000000000</int>",
+    "bigdecimal": "<bigdecimal>1.5</bigdecimal>",
+    "extension-nil": "<ex:nil xmlns:ex='http://ws.apache.org/xmlrpc/namespaces/extensions'/>",
 }
+#: XML-RPC types SAMP does not have but astropy's clients send: relayed as sent by default,
+#: refused by a hub with ``value_types="samp"``.
+NON_SAMP = {
+    "int": ("<int>7</int>", 7),
+    "i4": ("<i4>7</i4>", 7),
+    "double": ("<double>2.5</double>", 2.5),
+    "boolean": ("<boolean>1</boolean>", True),
+    "base64": ("<base64>eA==</base64>", b"x"),
+}
+CASES = [pytest.param(x, "relayable", "cannot be relayed", id=f"{k}-relayable")
+         for k, x in UNRELAYABLE.items()] + [
+         pytest.param(x, "samp", "not a SAMP type", id=f"{k}-samp")
+         for k, (x, _) in NON_SAMP.items()]
 
 
 @pytest.fixture
@@ -86,11 +99,11 @@ def run_clients_cli(lockfile: str, home: Path) -> subprocess.CompletedProcess[st
 
 # -- item 2: non-SAMP values are refused at parse time ---------------------------------------
 
-@pytest.mark.parametrize("xml_value", list(NON_SAMP.values()), ids=list(NON_SAMP))
-async def test_non_samp_values_are_refused_and_the_hub_serves_on(
-        start_hub: Any, session: aiohttp.ClientSession, xml_value: str,
-        tmp_path: Path) -> None:
-    hub: AsyncHub = await start_hub(client_timeout=10)
+@pytest.mark.parametrize(("xml_value", "value_types", "why"), CASES)
+async def test_refused_values_get_a_fault_and_the_hub_serves_on(
+        start_hub: Any, session: aiohttp.ClientSession, xml_value: str, value_types: str,
+        why: str, tmp_path: Path) -> None:
+    hub: AsyncHub = await start_hub(client_timeout=10, value_types=value_types)
     watcher = await Recorder("watcher", {"samp.hub.event.*": {}}).connect(hub.lockfile)
     receiver = await Recorder("receiver", {"test.*": {}}).connect(hub.lockfile)
     sender = await Recorder("sender").connect(hub.lockfile)
@@ -111,7 +124,7 @@ async def test_non_samp_values_are_refused_and_the_hub_serves_on(
             status, value = await post(session, hub.url, body)
             assert status == 200, what
             assert isinstance(value, xmlrpc.client.Fault), (what, value)
-            assert "not a SAMP type" in value.faultString, (what, value.faultString)
+            assert why in value.faultString, (what, value.faultString)
             assert "3.3" in value.faultString
         # Nothing of it got in: the receiver had nothing, the sender's metadata is its own.
         await sender.client.notify(receiver.id, tick(1))
@@ -129,6 +142,27 @@ async def test_non_samp_values_are_refused_and_the_hub_serves_on(
     finally:
         for client in (sender, receiver, watcher):
             await client.close()
+
+
+@pytest.mark.parametrize("case", list(NON_SAMP.values()), ids=list(NON_SAMP))
+async def test_xmlrpc_scalars_astropy_sends_are_relayed_as_sent(
+        start_hub: Any, session: aiohttp.ClientSession, case: tuple[str, object]) -> None:
+    """pyvo's own tests send ``{"parameter2": 1331}`` and expect the int back."""
+    xml_value, value = case
+    hub: AsyncHub = await start_hub(client_timeout=10)
+    receiver = await Recorder("receiver", {"test.*": {}}).connect(hub.lockfile)
+    sender = await Recorder("sender").connect(hub.lockfile)
+    try:
+        key = sender.client.private_key
+        assert key is not None
+        status, answer = await post(session, hub.url, raw_call(
+            "samp.hub.notify", key, f"<value>{receiver.id}</value>", message_with(xml_value)))
+        assert (status, answer) == (200, ""), answer
+        [got] = await receiver.wait_for(lambda r: r.messages("test.tick"))
+        assert got["samp.params"] == {"x": value}
+    finally:
+        await sender.close()
+        await receiver.close()
 
 
 # -- item 2: a delivery that fails fails alone -----------------------------------------------
@@ -278,7 +312,7 @@ async def test_a_consented_web_page_cannot_send_non_samp_values(
         key = reg["samp.private-key"]
         assert await web_post(xmlrpc.client.dumps(
             (key, {"samp.name": "page"}), "samp.webhub.declareMetadata").encode()) == ""
-        for xml_value in (NON_SAMP["nil"], NON_SAMP["i8-beyond-2^31"]):
+        for xml_value in (UNRELAYABLE["nil"], UNRELAYABLE["i8-beyond-2^31"]):
             for body in (
                 raw_call("samp.webhub.notify", key, f"<value>{receiver.id}</value>",
                          message_with(xml_value)),
@@ -289,7 +323,7 @@ async def test_a_consented_web_page_cannot_send_non_samp_values(
             ):
                 fault = await web_post(body)
                 assert isinstance(fault, xmlrpc.client.Fault), fault
-                assert "not a SAMP type" in fault.faultString
+                assert "cannot be relayed" in fault.faultString
         assert (await receiver.client.get_metadata(reg["samp.self-id"]))["samp.name"] == "page"
         assert await web_post(xmlrpc.client.dumps(
             (key, receiver.id, tick(1)), "samp.webhub.notify").encode()) == ""

@@ -103,6 +103,11 @@ class AsyncHub:
     max_queue : int
         Deliveries waiting from one sender to one recipient before the hub deems that
         recipient dead and unregisters it (5000 by default).
+    value_types : {"relayable", "samp"}
+        ``relayable`` (default) accepts the XML-RPC values the hub can relay exactly as
+        they came (astropy's clients send ints and booleans), and refuses ``<nil/>``,
+        integers beyond 32 bits and extension types; ``samp`` accepts only SAMP's string,
+        list and map inside maps and lists (SAMP 1.3 section 3.3).
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class AsyncHub:
         label: str = "",
         metadata: dict[str, Any] | None = None,
         max_queue: int = MAX_QUEUE,
+        value_types: str = "relayable",
     ) -> None:
         name = "sampflow-hub" + (f" ({label})" if label else "")
         hub_metadata = {
@@ -126,7 +132,7 @@ class AsyncHub:
         }
         self.core = HubCore(hub_metadata)
         self.service = HubService(self.core, client_timeout=client_timeout,
-                                  max_queue=max_queue)
+                                  max_queue=max_queue, value_types=value_types)
         if secret is not None:
             self.service.secret = secret
         self.addr = addr

@@ -68,11 +68,17 @@ class HubService:
     max_queue : int
         Deliveries one (sender, recipient) lane may hold before the recipient is deemed dead
         and removed (see `Deliverer`).
+    value_types : {"relayable", "samp"}
+        The values every profile accepts in requests (`sampflow.samp.xmlrpc.loads_request`):
+        those the hub can relay exactly as they came, or SAMP's string, list and map only.
     """
 
     def __init__(self, core: HubCore, *, client_timeout: float = 30.0,
-                 max_queue: int = MAX_QUEUE) -> None:
+                 max_queue: int = MAX_QUEUE, value_types: str = "relayable") -> None:
+        if value_types not in ("relayable", "samp"):
+            raise ValueError(f"value_types must be 'relayable' or 'samp', not {value_types!r}")
         self.core = core
+        self.value_types = value_types
         self.secret = secrets.token_urlsafe(24)
         self.deliverer = Deliverer(self._delivery_failed, timeout=client_timeout,
                                    max_queue=max_queue)

@@ -8,8 +8,10 @@ message that says why. Every method but ``callAndWait`` is answered at once, wit
 ``callAndWait`` waits for its response on a future. A bad request never disturbs other
 clients: each request is independent, and nothing but the core's state is shared.
 
-Values are SAMP's string, list and map only (SAMP 1.3 section 3.3): any other XML-RPC type
-is refused with a fault at parse time. The bounds of `sampflow.samp.xmlrpc` apply to every
+Values the hub could not relay exactly as they came (``<nil/>``, integers beyond 32 bits,
+extension types) are refused with a fault at parse time; with ``value_types="samp"`` so is
+every type but SAMP's string, list and map inside maps and lists (SAMP 1.3 section 3.3; see
+`sampflow.samp.xmlrpc`). The bounds of `sampflow.samp.xmlrpc` apply to every
 request (8 MiB, 250,000 values, strings of 4 Mi characters), and a body larger than
 `OFF_LOOP_BYTES` is parsed on one worker thread, and a big answer (``getMetadata`` of a big
 map) encoded there, so that other clients' requests are served meanwhile.
@@ -86,14 +88,15 @@ class StandardProfile:
             return self._handle_large(request.body)
         try:
             method, params = loads_request(request.body, max_bytes=self.max_body,
-                                           samp_only=True)
+                                           types=self.service.value_types)
         except MalformedRequest as exc:
             log.debug("fault: %s", exc)
             return self.fault(str(exc))
         return self._run(method, params)
 
     async def _handle_large(self, body: bytes) -> Response:
-        parse = functools.partial(loads_request, body, max_bytes=self.max_body, samp_only=True)
+        parse = functools.partial(loads_request, body, max_bytes=self.max_body,
+                                  types=self.service.value_types)
         try:
             method, params = await asyncio.get_running_loop().run_in_executor(
                 self._worker(), parse)
