@@ -48,13 +48,14 @@ async def _run_until_signalled(stop: Callable[[], object]) -> None:
 
 def cmd_hub(args: argparse.Namespace) -> int:
     """``sampflow hub``: run a hub in the foreground until Ctrl-C or SIGTERM."""
-    from .samp.hub.server import AsyncHub, HubAlreadyRunning
+    from .samp.errors import SAMPHubError
+    from .samp.hub.server import AsyncHub
 
     async def main() -> int:
         hub = AsyncHub(addr=args.addr, port=args.port, lockfile=args.lockfile, label=args.label)
         try:
             await hub.start()
-        except HubAlreadyRunning as exc:
+        except SAMPHubError as exc:  # a live hub there, or a path that is no lockfile
             print(f"sampflow hub: {exc}", file=sys.stderr)
             return 1
         if not args.no_web_profile:

@@ -4,12 +4,30 @@ The lockfile is found through the ``SAMP_HUB`` environment variable when it hold
 ``std-lockurl:`` URL, otherwise it is ``~/.samp``. It holds ``key=value`` lines; ``#`` starts
 a comment line. sampflow writes it atomically with mode 0600 from the first byte, never
 replaces the lockfile of a live hub, and removes it on stop only if it is still its own.
+
+What sits at the lockfile's path is not trusted:
+
+- only a regular file (or a link to one) is ever opened, without blocking and for at most
+  `MAX_LOCKFILE_BYTES`; a folder, a dangling link, a FIFO or a device is a `LockfileError`
+  with a message that says so;
+- a hub replaces only a stale file that parses as a SAMP lockfile (it has ``samp.secret``
+  and ``samp.hub.xmlrpc.url``): anything else (``SAMP_HUB`` pointing at ``thesis.tex``, say)
+  is a `LockfileError`, and the file is left as it is;
+- a client refuses (`UntrustedLockfile`) a lockfile owned by another user or writable by
+  everyone, and one whose ``samp.hub.xmlrpc.url`` is not on this machine: the lockfile is
+  the key to the user's desktop, and SAMP 1.3 section 4.2 has it readable by its owner only
+  and the hub on the local host. ``SAMPFLOW_TRUST_LOCKFILE=1`` (`TRUST_ENV`) or
+  ``read_lockfile(..., trust=True)`` connects anyway.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import secrets
+import socket
+import stat
 import tempfile
 import urllib.parse
 import urllib.request
@@ -22,22 +40,46 @@ from .errors import SAMPHubError
 __all__ = [
     "SAMP_HUB_ENV",
     "STD_LOCKURL_PREFIX",
+    "TRUST_ENV",
+    "MAX_LOCKFILE_BYTES",
+    "REQUIRED_KEYS",
     "default_lockfile_path",
     "lockfile_location",
     "parse_lockfile",
     "read_lockfile",
+    "read_local_lockfile",
+    "is_samp_lockfile",
+    "is_local_url",
     "format_lockfile",
     "create_lockfile",
     "remove_lockfile_if_ours",
     "LockfileExists",
+    "LockfileError",
+    "UntrustedLockfile",
 ]
 
 SAMP_HUB_ENV = "SAMP_HUB"
 STD_LOCKURL_PREFIX = "std-lockurl:"
+#: Environment variable: ``1`` makes clients accept lockfiles that fail the trust checks.
+TRUST_ENV = "SAMPFLOW_TRUST_LOCKFILE"
+#: Most bytes read from a lockfile (a real one is a few hundred).
+MAX_LOCKFILE_BYTES = 64 * 1024
+#: The keys that make a file a SAMP Standard Profile lockfile (section 4.2.2).
+REQUIRED_KEYS = ("samp.secret", "samp.hub.xmlrpc.url")
 
 
 class LockfileExists(SAMPHubError):
     """The lockfile is already there (another hub may own it)."""
+
+
+class LockfileError(SAMPHubError):
+    """What is at the lockfile's path cannot be used as a lockfile: a folder, a dangling
+    link, a FIFO, or a file that is not a SAMP lockfile."""
+
+
+class UntrustedLockfile(SAMPHubError):
+    """A lockfile that fails a trust check: owned by another user, writable by everyone, or
+    naming a hub that is not on this machine."""
 
 
 def default_lockfile_path() -> Path:
@@ -97,8 +139,134 @@ def parse_lockfile(text: str) -> dict[str, str]:
     return params
 
 
-def read_lockfile(location: str | os.PathLike[str]) -> dict[str, str]:
-    """Read and parse the lockfile at `location` (a path or an http/file URL).
+def read_local_lockfile(path: str | os.PathLike[str]) -> tuple[str, os.stat_result] | None:
+    """Read the file at `path` as a lockfile would be read: safely, whatever is there.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A local path.
+
+    Returns
+    -------
+    (text, stat) or None
+        The text (at most `MAX_LOCKFILE_BYTES`, decoded as UTF-8 with replacement) and the
+        file's status; None when nothing is at `path` (no file and no link).
+
+    Raises
+    ------
+    LockfileError
+        If `path` is a dangling link, a folder, or anything but a regular file (a FIFO is
+        never opened), or cannot be read.
+    """
+    where = os.fspath(path)
+    try:
+        link = os.lstat(where)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LockfileError(f"cannot look at the lockfile path {where}: {exc}") from None
+    try:
+        info = os.stat(where)
+    except FileNotFoundError:
+        target = os.readlink(where) if stat.S_ISLNK(link.st_mode) else "?"
+        raise LockfileError(f"{where} is a symbolic link to {target}, which does not exist; "
+                            "remove the link (or point SAMP_HUB elsewhere)") from None
+    except OSError as exc:
+        raise LockfileError(f"cannot look at the lockfile path {where}: {exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise LockfileError(f"{where} is a folder, not a SAMP lockfile; move it away (or "
+                            "point SAMP_HUB or --lockfile at a file)")
+    if not stat.S_ISREG(info.st_mode):
+        raise LockfileError(f"{where} is not a regular file, so not a SAMP lockfile")
+    try:
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the stat
+                raise LockfileError(f"{where} is not a regular file, so not a SAMP lockfile")
+            data = os.read(fd, MAX_LOCKFILE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise LockfileError(f"cannot read the lockfile {where}: {exc}") from None
+    return data.decode("utf-8", "replace"), info
+
+
+def is_samp_lockfile(params: Mapping[str, str]) -> bool:
+    """Tell whether parsed lockfile `params` has the keys of section 4.2.2 (`REQUIRED_KEYS`)."""
+    return all(params.get(key) for key in REQUIRED_KEYS)
+
+
+@functools.lru_cache(maxsize=1)
+def _own_addresses() -> frozenset[str]:
+    """The addresses this machine's own host name resolves to."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return frozenset()
+    return frozenset(str(info[4][0]) for info in infos)
+
+
+def _is_local_address(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip.is_loopback or address in _own_addresses()
+
+
+def is_local_url(url: str) -> bool:
+    """Tell whether `url`'s host is this machine: a loopback address, ``localhost``, this
+    machine's host name, or a name that resolves only to those addresses.
+
+    Examples
+    --------
+    >>> is_local_url("http://127.0.0.1:4000/xmlrpc"), is_local_url("http://[::1]:1/")
+    (True, True)
+    >>> is_local_url("http://localhost:21012/")
+    True
+    >>> is_local_url("http://192.0.2.7:4000/xmlrpc")
+    False
+    """
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return _is_local_address(host)
+    if host == socket.gethostname().lower():
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(_is_local_address(a) for a in addresses)
+
+
+def _trusted(env: Mapping[str, str] | None) -> bool:
+    source: Mapping[str, str] = os.environ if env is None else env
+    return source.get(TRUST_ENV, "").strip().lower() in ("1", "yes", "true")
+
+
+def read_lockfile(location: str | os.PathLike[str], *, trust: bool | None = None,
+                  env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Read, parse and check the lockfile at `location` (a path or an http/file URL).
+
+    Parameters
+    ----------
+    location : str or path-like
+        A local path, or an ``http(s):`` URL (from ``SAMP_HUB=std-lockurl:...``).
+    trust : bool, optional
+        Skip the trust checks; by default they are skipped only when the environment
+        variable ``SAMPFLOW_TRUST_LOCKFILE`` (`TRUST_ENV`) is ``1``.
+    env : dict, optional
+        The environment to read `TRUST_ENV` from; `os.environ` when omitted.
 
     Returns
     -------
@@ -108,21 +276,42 @@ def read_lockfile(location: str | os.PathLike[str]) -> dict[str, str]:
     Raises
     ------
     SAMPHubError
-        If the lockfile cannot be read, or lacks the two required keys.
+        If there is no lockfile, it cannot be read, or lacks the two required keys.
+    LockfileError
+        If the path holds a folder, a dangling link or something other than a file.
+    UntrustedLockfile
+        Unless trusted: if a local lockfile is owned by another user or writable by
+        everyone, or ``samp.hub.xmlrpc.url`` is not on this machine (SAMP 1.3 section 4.2).
     """
     loc = os.fspath(location)
-    try:
-        if loc.startswith(("http:", "https:")):
+    trusted = _trusted(env) if trust is None else trust
+    hint = f"(set {TRUST_ENV}=1 to connect anyway)"
+    if loc.startswith(("http:", "https:")):
+        try:
             with urllib.request.urlopen(loc, timeout=5) as response:  # noqa: S310 (SAMP_HUB URL)
-                text = response.read(1 << 20).decode("utf-8", "replace")
-        else:
-            text = Path(loc).read_text("utf-8", "replace")
-    except OSError as exc:
-        raise SAMPHubError(f"no SAMP hub lockfile at {loc}: {exc}") from None
+                text = response.read(MAX_LOCKFILE_BYTES).decode("utf-8", "replace")
+        except OSError as exc:
+            raise SAMPHubError(f"no SAMP hub lockfile at {loc}: {exc}") from None
+    else:
+        found = read_local_lockfile(loc)
+        if found is None:
+            raise SAMPHubError(f"no SAMP hub lockfile at {loc} (no hub is running, or "
+                               f"{SAMP_HUB_ENV} points elsewhere)")
+        text, info = found
+        if not trusted and info.st_uid != os.geteuid():
+            raise UntrustedLockfile(f"the lockfile {loc} belongs to another user (uid "
+                                    f"{info.st_uid}): not using it {hint}")
+        if not trusted and info.st_mode & stat.S_IWOTH:
+            raise UntrustedLockfile(f"the lockfile {loc} is writable by everyone (mode "
+                                    f"{stat.S_IMODE(info.st_mode):o}): not using it {hint}")
     params = parse_lockfile(text)
-    missing = [k for k in ("samp.secret", "samp.hub.xmlrpc.url") if k not in params]
+    missing = [k for k in REQUIRED_KEYS if k not in params]
     if missing:
-        raise SAMPHubError(f"lockfile {loc} lacks {', '.join(missing)}")
+        raise SAMPHubError(f"{loc} is not a SAMP lockfile: it lacks {', '.join(missing)}")
+    url = params["samp.hub.xmlrpc.url"]
+    if not trusted and not is_local_url(url):
+        raise UntrustedLockfile(f"the lockfile {loc} names a hub at {url}, which is not on "
+                                f"this machine: not connecting {hint}")
     return params
 
 
@@ -174,9 +363,12 @@ def remove_lockfile_if_ours(path: str | os.PathLike[str], secret: str) -> bool:
         Whether a lockfile was removed.
     """
     try:
-        params = parse_lockfile(Path(path).read_text("utf-8", "replace"))
-    except OSError:
+        found = read_local_lockfile(path)
+    except LockfileError:
         return False
+    if found is None:
+        return False
+    params = parse_lockfile(found[0])
     if not secrets.compare_digest(params.get("samp.secret", ""), secret):
         return False
     try:

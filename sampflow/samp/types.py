@@ -4,8 +4,10 @@ SAMP carries three types: string, list and map (string keys). Numbers and boolea
 strings with agreed encodings (section 3.3): `encode_int`, `encode_float`, `encode_bool` and
 their ``decode_*`` partners implement them.
 
-What sampflow sends is valid SAMP. What peers send is accepted leniently (XML-RPC ints,
-doubles and booleans included) and relayed exactly as sent.
+What sampflow sends is valid SAMP. sampflow's hub relays XML-RPC ints, doubles and booleans
+as sent (astropy's clients send them), but refuses at parse time what it could not relay
+(``<nil/>``, integers beyond 32 bits, extension types), or with ``value_types="samp"`` every
+type but SAMP's own inside maps and lists (`sampflow.samp.xmlrpc.loads_request`).
 """
 
 from __future__ import annotations

@@ -21,15 +21,19 @@ from aiohttp import web
 from .. import _loop
 from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import (
+    LockfileError,
     LockfileExists,
     create_lockfile,
+    is_samp_lockfile,
     lockfile_location,
     parse_lockfile,
+    read_local_lockfile,
     remove_lockfile_if_ours,
 )
 from ..types import mtype_subtypes
 from ..xmlrpc import dumps_request, loads_response
 from .core import HubCore
+from .delivery import MAX_QUEUE
 from .service import HubService
 from ..wire import serve
 from ..wire.server import HttpServer
@@ -99,6 +103,14 @@ class AsyncHub:
         Text added to the hub's ``samp.name``.
     metadata : dict, optional
         Extra metadata of the hub's own client.
+    max_queue : int
+        Deliveries waiting from one sender to one recipient before the hub deems that
+        recipient dead and unregisters it (5000 by default).
+    value_types : {"relayable", "samp"}
+        ``relayable`` (default) accepts the XML-RPC values the hub can relay exactly as
+        they came (astropy's clients send ints and booleans), and refuses ``<nil/>``,
+        integers beyond 32 bits and extension types; ``samp`` accepts only SAMP's string,
+        list and map inside maps and lists (SAMP 1.3 section 3.3).
     """
 
     def __init__(
@@ -111,6 +123,8 @@ class AsyncHub:
         client_timeout: float = 30.0,
         label: str = "",
         metadata: dict[str, Any] | None = None,
+        max_queue: int = MAX_QUEUE,
+        value_types: str = "relayable",
     ) -> None:
         name = "sampflow-hub" + (f" ({label})" if label else "")
         hub_metadata = {
@@ -120,7 +134,8 @@ class AsyncHub:
             **(metadata or {}),
         }
         self.core = HubCore(hub_metadata)
-        self.service = HubService(self.core, client_timeout=client_timeout)
+        self.service = HubService(self.core, client_timeout=client_timeout,
+                                  max_queue=max_queue, value_types=value_types)
         if secret is not None:
             self.service.secret = secret
         self.addr = addr
@@ -130,6 +145,7 @@ class AsyncHub:
         self.url: str | None = None
         self._runners: list[web.AppRunner] = []
         self._standard: HttpServer | None = None
+        self._profile: StandardProfile | None = None
         self._stopped = asyncio.Event()
         self.is_running = False
 
@@ -147,14 +163,25 @@ class AsyncHub:
         }
 
     async def _check_lockfile(self, path: str) -> None:
-        try:
-            existing = parse_lockfile(Path(path).read_text("utf-8", "replace"))
-        except FileNotFoundError:
+        """Make way for our lockfile at `path`: nothing there, or a stale SAMP lockfile
+        (removed); anything else is refused and left alone (see `sampflow.samp.lockfile`)."""
+        found = read_local_lockfile(path)  # LockfileError: a folder, a dangling link, a FIFO
+        if found is None:
             return
-        url = existing.get("samp.hub.xmlrpc.url", "")
-        if url and await probe_hub(url):
+        existing = parse_lockfile(found[0])
+        if not found[0].strip():  # empty: a hub died writing it, nothing to lose
+            log.warning("replacing empty lockfile %s", path)
+            os.unlink(path)
+            return
+        if not is_samp_lockfile(existing):
+            raise LockfileError(
+                f"{path} exists and is not a SAMP lockfile (it has no samp.secret and "
+                "samp.hub.xmlrpc.url): leaving it alone; choose another lockfile path "
+                "(--lockfile, SAMP_HUB)")
+        url = existing["samp.hub.xmlrpc.url"]
+        if await probe_hub(url):
             raise HubAlreadyRunning(path, url, existing.get("hub.label"))
-        log.warning("replacing stale lockfile %s (its hub at %s does not answer)", path, url or "?")
+        log.warning("replacing stale lockfile %s (its hub at %s does not answer)", path, url)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -167,6 +194,9 @@ class AsyncHub:
         ------
         HubAlreadyRunning
             If the lockfile belongs to a hub that answers.
+        LockfileError
+            If the lockfile path holds something that is not a stale SAMP lockfile (a file
+            of another kind, a folder, a dangling link): it is left as it is.
         SAMPHubError
             If ``SAMP_HUB`` names a lockfile URL that cannot be written (an ``http:`` one).
         OSError
@@ -176,7 +206,7 @@ class AsyncHub:
         if "://" in path:
             raise SAMPHubError(f"cannot write a lockfile at URL {path}")
         await self._check_lockfile(path)
-        standard = StandardProfile(self.service)
+        standard = self._profile = StandardProfile(self.service)
         self._standard = await serve(standard.handle, self.addr, self.port,
                                      max_body=standard.max_body, too_large=standard.too_large,
                                      backlog=LISTEN_BACKLOG)
@@ -215,6 +245,8 @@ class AsyncHub:
         if self._standard is not None:
             await self._standard.close()
             self._standard = None
+        if self._profile is not None:
+            self._profile.close()
 
     async def stop(self, grace: float = 2.0) -> None:
         """Tell the clients (``samp.hub.event.shutdown``), stop serving, remove the lockfile

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import CallTimeout, LocalProtocolError
 from .core import ClientGone, Delivery, HubCore, SyncResponse
-from .delivery import Deliverer
+from .delivery import MAX_QUEUE, Deliverer
 from .registry import ClientRecord, Profile
 
 __all__ = ["HubService", "COMMON_METHODS", "hub_call"]
@@ -65,12 +65,23 @@ class HubService:
         The hub state machine.
     client_timeout : float
         Seconds allowed for one callback to a client.
+    max_queue : int
+        Deliveries one (sender, recipient) lane may hold before the recipient is deemed dead
+        and removed (see `Deliverer`).
+    value_types : {"relayable", "samp"}
+        The values every profile accepts in requests (`sampflow.samp.xmlrpc.loads_request`):
+        those the hub can relay exactly as they came, or SAMP's string, list and map only.
     """
 
-    def __init__(self, core: HubCore, *, client_timeout: float = 30.0) -> None:
+    def __init__(self, core: HubCore, *, client_timeout: float = 30.0,
+                 max_queue: int = MAX_QUEUE, value_types: str = "relayable") -> None:
+        if value_types not in ("relayable", "samp"):
+            raise ValueError(f"value_types must be 'relayable' or 'samp', not {value_types!r}")
         self.core = core
+        self.value_types = value_types
         self.secret = secrets.token_urlsafe(24)
-        self.deliverer = Deliverer(self._delivery_failed, timeout=client_timeout)
+        self.deliverer = Deliverer(self._delivery_failed, timeout=client_timeout,
+                                   max_queue=max_queue)
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         #: Called with each departed client (the Web Profile closes its pull queue).
         self.on_client_gone: list[Callable[[ClientRecord, str], None]] = []

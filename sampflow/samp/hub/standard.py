@@ -7,18 +7,36 @@ the body with the safe codec, checks the secret on ``samp.hub.register``, hands 
 message that says why. Every method but ``callAndWait`` is answered at once, without a task;
 ``callAndWait`` waits for its response on a future. A bad request never disturbs other
 clients: each request is independent, and nothing but the core's state is shared.
+
+Values the hub could not relay exactly as they came (``<nil/>``, integers beyond 32 bits,
+extension types) are refused with a fault at parse time; with ``value_types="samp"`` so is
+every type but SAMP's string, list and map inside maps and lists (SAMP 1.3 section 3.3; see
+`sampflow.samp.xmlrpc`). The bounds of `sampflow.samp.xmlrpc` apply to every
+request (8 MiB, 250,000 values, strings of 4 Mi characters), and a body larger than
+`OFF_LOOP_BYTES` is parsed on one worker thread, and a big answer (``getMetadata`` of a big
+map) encoded there, so that other clients' requests are served meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ProtocolError
 from ..wire import Request, Response
-from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
+from ..xmlrpc import (
+    MAX_BODY_BYTES,
+    MalformedRequest,
+    dumps_fault,
+    dumps_response,
+    is_large,
+    loads_request,
+)
 from .registry import Profile
 from .service import HubService, hub_call
 
@@ -32,6 +50,9 @@ PREFIX = "samp.hub."
 STANDARD_ONLY_METHODS = {"setXmlrpcCallback": (2, hub_call("set_callback"))}
 
 _GET_TEXT = b"sampflow SAMP hub: Standard Profile XML-RPC; POST here.\n"
+
+#: Request bodies larger than this (bytes) are parsed off the event loop.
+OFF_LOOP_BYTES = 256 * 1024
 
 
 class StandardProfile:
@@ -48,6 +69,7 @@ class StandardProfile:
     def __init__(self, service: HubService, *, max_body: int = MAX_BODY_BYTES) -> None:
         self.service = service
         self.max_body = max_body
+        self._parser: ThreadPoolExecutor | None = None  # one thread, for large bodies
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         """Answer one HTTP request: an XML-RPC response or fault (always HTTP 200) for a POST,
@@ -62,15 +84,37 @@ class StandardProfile:
             if request.method in ("GET", "HEAD"):
                 return Response(_GET_TEXT, content_type="text/plain; charset=utf-8")
             return Response(b"POST XML-RPC requests here\n", 405, "text/plain")
+        if len(request.body) > OFF_LOOP_BYTES:
+            return self._handle_large(request.body)
         try:
-            method, params = loads_request(request.body, max_bytes=self.max_body)
+            method, params = loads_request(request.body, max_bytes=self.max_body,
+                                           types=self.service.value_types)
+        except MalformedRequest as exc:
+            log.debug("fault: %s", exc)
+            return self.fault(str(exc))
+        return self._run(method, params)
+
+    async def _handle_large(self, body: bytes) -> Response:
+        parse = functools.partial(loads_request, body, max_bytes=self.max_body,
+                                  types=self.service.value_types)
+        try:
+            method, params = await asyncio.get_running_loop().run_in_executor(
+                self._worker(), parse)
+        except MalformedRequest as exc:
+            log.debug("fault: %s", exc)
+            return self.fault(str(exc))
+        response = self._run(method, params)
+        return response if isinstance(response, Response) else await response
+
+    def _run(self, method: str, params: tuple[Any, ...]) -> Response | Awaitable[Response]:
+        try:
             if method == "samp.hub.callAndWait":
                 return self._call_and_wait(params)
             value = self.call_now(method, params)
         except (ProtocolError, MalformedRequest) as exc:
             log.debug("fault: %s", exc)
             return self.fault(str(exc))
-        return Response(dumps_response(value))
+        return self._answer(value)
 
     async def _call_and_wait(self, params: tuple[Any, ...]) -> Response:
         try:
@@ -78,7 +122,37 @@ class StandardProfile:
         except ProtocolError as exc:
             log.debug("fault: %s", exc)
             return self.fault(str(exc))
-        return Response(dumps_response(value))
+        response = self._answer(value)
+        return response if isinstance(response, Response) else await response
+
+    def _answer(self, value: Any) -> Response | Awaitable[Response]:
+        if is_large(value):  # a big map (getMetadata of a big one): encoded off the loop
+            return self._answer_large(value)
+        try:
+            return Response(dumps_response(value))
+        except (TypeError, ValueError, OverflowError) as exc:  # nothing accepted should fail
+            log.error("cannot encode an answer: %s", exc)
+            return self.fault(f"the hub cannot encode its answer: {exc}")
+
+    async def _answer_large(self, value: Any) -> Response:
+        try:
+            body = await asyncio.get_running_loop().run_in_executor(
+                self._worker(), dumps_response, value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.error("cannot encode an answer: %s", exc)
+            return self.fault(f"the hub cannot encode its answer: {exc}")
+        return Response(body)
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._parser is None:
+            self._parser = ThreadPoolExecutor(1, thread_name_prefix="sampflow-xmlrpc")
+        return self._parser
+
+    def close(self) -> None:
+        """Stop the parsing thread, if one was started."""
+        if self._parser is not None:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            self._parser = None
 
     def call_now(self, method: str, params: tuple[Any, ...]) -> Any:
         """Run Standard Profile method `method` (a full ``samp.hub.*`` name), any but

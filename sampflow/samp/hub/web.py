@@ -284,7 +284,8 @@ class WebProfile:
         except web.HTTPRequestEntityTooLarge:
             return self._reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
         try:
-            method, params = loads_request(body, max_bytes=self.max_body)
+            method, params = loads_request(body, max_bytes=self.max_body,
+                                           types=self.service.value_types)
             if not method.startswith(PREFIX):
                 raise MalformedRequest(f"no such method: {method} (Web Profile methods start "
                                        f"with {PREFIX})")

@@ -9,8 +9,10 @@ closed connection before any byte of an answer, it is sent once more on a fresh 
 (as browsers do for stale keep-alive connections). Host names are resolved once a minute, not
 once a request; each of a name's addresses is tried in turn, the last that worked first.
 
-Responses are parsed by httptools' ``HttpResponseParser``; a response with neither
-``Content-Length`` nor chunked coding ends when the server closes the connection.
+Responses are parsed by httptools' ``HttpResponseParser``, with the same leniency the server
+side has for requests: status and header lines may end with a bare LF (SAO DS9's Tcl HTTP
+server sends them). A response with neither ``Content-Length`` nor chunked coding ends when
+the server closes the connection.
 """
 
 from __future__ import annotations
@@ -58,10 +60,14 @@ class _Target:
 class _Connection(asyncio.Protocol):
     """One client connection; one request at a time."""
 
-    def __init__(self, pool: list["_Connection"] | None) -> None:
+    def __init__(self, pool: list[_Connection] | None) -> None:
         self.pool = pool  # the idle list this connection returns to, if any
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        # SAO DS9's Tcl HTTP server ends its status and header lines with LF alone; accept
+        # that, as the server side does for requests (RFC 9112 section 2.2 allows it).
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True,
+                                             lenient_optional_lf_after_cr=True)
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.status = 0
         self.body: list[bytes] = []
@@ -165,6 +171,8 @@ class HttpClient:
         self._addresses: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._busy: set[_Connection] = set()
         self.closed = False
+        #: Connections opened so far (keep-alive reuse keeps this low).
+        self.connections_opened = 0
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -225,6 +233,7 @@ class HttpClient:
             except OSError as exc:
                 error = exc
                 continue
+            self.connections_opened += 1
             if address is not addresses[0]:
                 addresses.remove(address)
                 addresses.insert(0, address)

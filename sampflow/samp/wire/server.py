@@ -9,7 +9,9 @@ than `MAX_QUEUED` requests is paused until the backlog drains.
 Behaviour at the edges:
 
 - a body larger than ``max_body`` (announced by ``Content-Length`` or found while reading a
-  chunked one) gets the handler's ``too_large`` response, and the connection is closed;
+  chunked one) gets the handler's ``too_large`` response, and the connection is closed
+  (lingering: the rest of the body is read and discarded, within bounds, so that the client
+  gets the answer);
 - a request that is not HTTP gets ``400 Bad Request`` and the connection is closed; nothing
   else is affected;
 - header lines ending with a bare LF are accepted (SAO DS9's Tcl XML-RPC client sends them);
@@ -38,6 +40,10 @@ log = logging.getLogger("sampflow.wire")
 
 #: Complete requests one connection may have waiting before reading from it pauses.
 MAX_QUEUED = 16
+#: After an early answer (a body too large, bad HTTP), how long and how many more bytes the
+#: connection is read and discarded before it is closed.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 32 * 1024 * 1024
 
 _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
             405: "Method Not Allowed", 413: "Content Too Large", 500: "Internal Server Error"}
@@ -175,7 +181,10 @@ class _Connection(asyncio.Protocol):
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
+        if self.refused:  # lingering after an early answer: discard, within bounds
+            self.size += len(data)
+            if self.size > LINGER_BYTES and self.transport is not None:
+                self.transport.close()
             return
         try:
             self.parser.feed_data(data)
@@ -287,13 +296,27 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, response: Response) -> None:
-        """Answer at once, before the request is complete, and close."""
+        """Answer at once, before the request is complete, and close.
+
+        The close lingers (RFC 9112 section 9.6): the write side is shut at once, and what
+        the client still sends is read and discarded for up to `LINGER_SECONDS` or
+        `LINGER_BYTES`, so that a client still writing its body reads the answer instead of
+        meeting a reset connection.
+        """
         self.refused = True
         self.queue.clear()
         if self.transport is not None and not self.closed:
             self.transport.write(render(response, False, False))
             self.closed = True
-            self.transport.close()
+            self.size = 0
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                if self.idle is not None:
+                    self.idle.cancel()
+                self.idle = asyncio.get_running_loop().call_later(
+                    LINGER_SECONDS, self.transport.close)
+            else:
+                self.transport.close()
 
     def _too_large(self, length: int | None) -> None:
         self._refuse(self.server.too_large(length))

@@ -191,6 +191,24 @@ async def test_content_length_over_max_body_gets_too_large(start_server: StartSe
     assert seen == []
 
 
+async def test_too_large_answer_reaches_a_client_still_sending_its_body(
+        start_server: StartServer, connect: Connect) -> None:
+    """The close lingers: the rest of the body is read and dropped, so the client's writes
+    do not meet a reset and it can read the answer (RFC 9112 section 9.6)."""
+    server = await start_server(echo, max_body=100,
+                                too_large=lambda n: Response(b"too big", 413, "text/plain"))
+    reader, writer = await connect(server.port)
+    body = b"z" * (8 * 1024 * 1024)
+    writer.write(request_bytes(body)[:-len(body)])
+    for offset in range(0, len(body), 1 << 20):  # the server has answered by now
+        await asyncio.sleep(0.01)
+        writer.write(body[offset:offset + (1 << 20)])
+        await asyncio.wait_for(writer.drain(), WAIT)
+    answer = await read_response(reader)
+    assert (answer.status, answer.body) == (413, b"too big")
+    await assert_closed(reader)
+
+
 async def test_chunked_body_growing_over_max_body_gets_too_large(
         start_server: StartServer, connect: Connect) -> None:
     lengths: list[int | None] = []
