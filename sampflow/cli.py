@@ -1,4 +1,4 @@
-"""The ``sampflow`` command: ``hub``, ``clients``, ``send``, ``run``, ``validate``, ``schema``."""
+"""The ``sampflow`` command: ``hub``, ``clients``, ``send``, ``run``, ``link``, ``validate``, ``schema``."""
 
 from __future__ import annotations
 
@@ -300,6 +300,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    """``sampflow link``: run a hub federated with other hubs over NATS."""
+    from .samp.link.command import run_link
+
+    return asyncio.run(run_link(args, _run_until_signalled))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sampflow`` command."""
     from .samp.hub.web import add_web_arguments
@@ -350,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     validate.set_defaults(func=cmd_validate)
+
+    link = sub.add_parser("link", help="run a hub linked to other hubs through NATS")
+    from .samp.link.command import add_link_arguments
+
+    add_link_arguments(link)
+    link.set_defaults(func=cmd_link)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the rule-file format")
     schema.set_defaults(func=cmd_schema)

@@ -53,10 +53,16 @@ class Deliverer:
         self._http = HttpClient(user_agent="sampflow-hub")
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
+        #: Profile -> sink for clients that an attached profile hosts (`profiles.attach`).
+        self.sinks: dict[Profile, Callable[[Delivery], None]] = {}
 
     def submit(self, delivery: Delivery) -> None:
         """Queue `delivery` in its (sender, recipient) lane; never blocks."""
         recipient = delivery.recipient
+        sink = self.sinks.get(recipient.profile)
+        if sink is not None:
+            sink(delivery)
+            return
         if recipient.profile is Profile.WEB:
             if self.web_sink is not None:
                 self.web_sink(delivery)

@@ -1,0 +1,500 @@
+"""`HubLink`: one hub's membership of a NATS federation of SAMP hubs.
+
+Each linked hub
+
+- publishes a heartbeat every `heartbeat` seconds and its client list whenever it changes
+  (`envelope` lists the subjects); a hub whose heartbeat (or client list) is new, changed or
+  from a new instance is asked for its list (request/reply), so a hub that joins late, or
+  a link that comes back after the NATS server restarted, catches up without help;
+- mirrors every other hub's clients as proxy clients (`HubMirror`), and removes a hub's
+  proxies when it says goodbye or `dead_after` seconds pass without its heartbeat (a
+  killed hub, a broken NATS connection);
+- carries notifications to a proxy as a NATS message to the origin hub, and calls as NATS
+  request/reply: the origin hub makes the call from the caller's proxy there, and the
+  response comes back as the reply. ``notifyAll`` and ``callAll`` need nothing more: the hub
+  core fans them out to proxies like to any client;
+- rewrites local URLs in what leaves so the other side can read them (`DataServer`).
+
+A message for another hub leaves in the order it was sent: one queue per destination hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from ..errors import LocalProtocolError, SAMPHubError
+from ..hub.core import Delivery
+from ..hub.registry import ClientRecord, Profile
+from ..hub.server import AsyncHub
+from ..types import error_response
+from .data import DataServer, address_towards
+from .envelope import Codec, EnvelopeError, Subjects, valid_hub_name
+from .mirror import HubMirror
+from .policy import DEFAULT_SHARE, SharePolicy
+
+__all__ = ["HubLink", "LinkError"]
+
+log = logging.getLogger("sampflow.link")
+
+
+class LinkError(SAMPHubError):
+    """The link cannot start as configured (no secret and no credentials, a bad name)."""
+
+
+class _Remote:
+    """What this hub knows of another linked hub."""
+
+    __slots__ = ("instance", "last_seen", "syncing", "version")
+
+    def __init__(self, now: float) -> None:
+        self.instance: str | None = None
+        self.version = -1
+        self.last_seen = now
+        self.syncing = False
+
+
+class HubLink:
+    """Federates a running `AsyncHub` with other hubs over NATS.
+
+    Parameters
+    ----------
+    hub : AsyncHub
+        The local hub, in this process and already started.
+    servers : str or list of str
+        NATS server URL(s), ``nats://HOST:4222``.
+    name : str
+        This hub's name in the federation (letters, digits, ``-``, ``_``); proxies of its
+        clients on other hubs are called ``NAME (proxy@name)``.
+    share : iterable of str
+        MType patterns that may cross (`DEFAULT_SHARE`); exec-like MTypes never do.
+    secret : str, optional
+        The federation's shared secret: every payload is signed with it (HMAC-SHA256) and
+        unsigned or wrongly signed payloads are dropped.
+    creds : str, optional
+        A NATS credentials file (JWT and NKey) for the server.
+    data_addr : str, optional
+        Address the data server binds; by default the one used to reach the NATS server.
+    prefix : str
+        NATS subject prefix; federations sharing one NATS server use different ones.
+    heartbeat : float
+        Seconds between heartbeats.
+    dead_after : float
+        Seconds without a heartbeat after which a hub's proxies are removed.
+    call_timeout : float
+        Seconds a call to another hub's client may take before the caller gets an error.
+
+    Raises
+    ------
+    LinkError
+        If neither `secret` nor `creds` is given, or `name` is not a valid hub name.
+    """
+
+    def __init__(self, hub: AsyncHub, servers: str | list[str], *, name: str,
+                 share: Iterable[str] = DEFAULT_SHARE, secret: str | None = None,
+                 creds: str | None = None, data_addr: str | None = None,
+                 prefix: str = "sampflow.link", heartbeat: float = 1.0,
+                 dead_after: float = 3.0, call_timeout: float = 600.0) -> None:
+        if not secret and not creds:
+            raise LinkError("a federation link needs a shared secret or NATS credentials")
+        if not valid_hub_name(name):
+            raise LinkError(f"hub name {name!r} must be 1-64 letters, digits, '-' or '_'")
+        self.hub = hub
+        self.service = hub.service
+        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self.name = name
+        self.policy = SharePolicy(share)
+        self.codec = Codec(name, secret.encode() if secret else None)
+        self.subjects = Subjects(prefix)
+        self.creds = creds
+        self.heartbeat = heartbeat
+        self.dead_after = dead_after
+        self.call_timeout = call_timeout
+        self.instance = secrets.token_hex(8)
+        self.version = 0
+        self.mirror = HubMirror(self.service, name, self.policy, self._to_proxy,
+                                self._local_changed)
+        self.mirror.on_proxy_gone.append(self._proxy_gone)
+        host = _host_of(self.servers[0])
+        self.data = DataServer(data_addr or address_towards(host))
+        self.nc: NATS | None = None
+        self._remotes: dict[str, _Remote] = {}
+        self._published: list[dict[str, Any]] | None = None
+        self._change_pending = False
+        self._outboxes: dict[str, asyncio.Queue[tuple[Delivery, str]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._calls: dict[ClientRecord, set[asyncio.Task[None]]] = {}
+        self._incoming: dict[str, tuple[Msg, ClientRecord]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, connect_wait: float = 5.0) -> None:
+        """Attach to the hub, start the data server and join the federation.
+
+        The NATS connection is retried in the background until it succeeds; this waits for
+        it up to `connect_wait` seconds, and proxies appear once the other hubs are heard.
+
+        Raises
+        ------
+        OSError
+            If the data server's address cannot be bound.
+        """
+        await self.data.start()
+        self.mirror.attach()
+        self._spawn(self._connect_forever())
+        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="link-tick")
+        try:
+            await asyncio.wait_for(self._connected.wait(), connect_wait)
+        except TimeoutError:
+            log.warning("NATS at %s not reachable yet; still trying", ", ".join(self.servers))
+
+    async def stop(self) -> None:
+        """Say goodbye to the federation, remove every proxy and stop serving data."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        nc = self.nc
+        if nc is not None and nc.is_connected:
+            try:
+                await nc.publish(self.subjects.bye, self.codec.encode({"instance": self.instance}))
+                await nc.flush(timeout=1)
+            except (TimeoutError, NatsError):
+                pass
+        for task in list(self._tasks) + list(self._workers.values()):
+            task.cancel()
+        for calls in self._calls.values():
+            for task in calls:
+                task.cancel()
+        if nc is not None:
+            try:
+                await nc.close()
+            except NatsError:
+                pass
+        self.mirror.detach()
+        await self.data.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.servers, name=f"sampflow-link {self.name}", no_echo=True,
+                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
+                    user_credentials=self.creds,
+                    reconnected_cb=self._reconnected, disconnected_cb=self._disconnected,
+                    error_cb=self._nats_error)
+                break
+            except (TimeoutError, NatsError, OSError) as exc:
+                log.debug("NATS connect failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        nc = self.nc
+        await nc.subscribe(self.subjects.beat, cb=self._on_beat)
+        await nc.subscribe(self.subjects.state, cb=self._on_state)
+        await nc.subscribe(self.subjects.bye, cb=self._on_bye)
+        await nc.subscribe(self.subjects.sync(self.name), cb=self._on_sync)
+        await nc.subscribe(self.subjects.to(self.name), cb=self._on_message)
+        log.info("hub %s linked through NATS at %s", self.name, nc.connected_url.netloc
+                 if nc.connected_url else self.servers[0])
+        self._connected.set()
+        await self._publish_state()
+        await self._beat()
+
+    async def _reconnected(self) -> None:
+        log.info("NATS connection back; republishing the client list")
+        await self._publish_state()
+        await self._beat()
+
+    async def _disconnected(self) -> None:
+        log.warning("NATS connection lost; reconnecting")
+
+    async def _nats_error(self, exc: Exception) -> None:
+        log.debug("NATS: %s", exc)
+
+    # -- heartbeats and the client list ------------------------------------------------------
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(self.heartbeat, self.dead_after / 3))
+            await self._beat()
+            now = loop.time()
+            for hub, remote in list(self._remotes.items()):
+                if now - remote.last_seen > self.dead_after:
+                    log.warning("hub %s silent for %.1f s: removing its proxies", hub,
+                                now - remote.last_seen)
+                    del self._remotes[hub]
+                    self.mirror.drop_hub(hub, f"hub {hub} went silent")
+
+    async def _beat(self) -> None:
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return
+        try:
+            await nc.publish(self.subjects.beat, self.codec.encode(
+                {"instance": self.instance, "version": self.version}))
+        except NatsError as exc:
+            log.debug("heartbeat not sent: %s", exc)
+
+    def _state_body(self) -> dict[str, Any]:
+        return {"instance": self.instance, "version": self.version,
+                "clients": self._published or []}
+
+    def _local_changed(self) -> None:
+        if not self._change_pending:
+            self._change_pending = True
+            asyncio.get_running_loop().call_soon(self._recompute)
+
+    def _recompute(self) -> None:
+        self._change_pending = False
+        clients = self.mirror.local_clients()
+        if clients != self._published:
+            self._published = clients
+            self.version += 1
+            self._spawn(self._publish_state())
+
+    async def _publish_state(self) -> None:
+        if self._published is None:
+            self._published = self.mirror.local_clients()
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return
+        try:
+            await nc.publish(self.subjects.state, self.codec.encode(self._state_body()))
+        except NatsError as exc:
+            log.debug("client list not sent: %s", exc)
+
+    def _decode(self, msg: Msg) -> tuple[str, Any] | None:
+        try:
+            hub, body = self.codec.decode(msg.data)
+        except EnvelopeError as exc:
+            log.warning("dropped a payload on %s: %s", msg.subject, exc)
+            return None
+        if hub == self.name or not valid_hub_name(hub) or not isinstance(body, dict):
+            return None
+        return hub, body
+
+    def _remote(self, hub: str) -> _Remote:
+        now = asyncio.get_running_loop().time()
+        remote = self._remotes.get(hub)
+        if remote is None:
+            remote = self._remotes[hub] = _Remote(now)
+        remote.last_seen = now
+        return remote
+
+    async def _on_beat(self, msg: Msg) -> None:
+        decoded = self._decode(msg)
+        if decoded is None:
+            return
+        hub, body = decoded
+        remote = self._remote(hub)
+        if (body.get("instance"), body.get("version")) != (remote.instance, remote.version) \
+                and not remote.syncing:
+            remote.syncing = True
+            self._spawn(self._sync(hub, remote))
+
+    async def _sync(self, hub: str, remote: _Remote) -> None:
+        try:
+            reply = await self.nc.request(self.subjects.sync(hub),  # type: ignore[union-attr]
+                                          self.codec.encode({}), timeout=2)
+        except (TimeoutError, NatsError) as exc:
+            log.debug("no client list from %s: %s", hub, exc)
+            return
+        finally:
+            remote.syncing = False
+        decoded = self._decode(reply)
+        if decoded is not None and decoded[0] == hub:
+            self._apply_state(hub, decoded[1])
+
+    async def _on_sync(self, msg: Msg) -> None:
+        if self._decode(msg) is not None and msg.reply:
+            if self._published is None:
+                self._published = self.mirror.local_clients()
+            await msg.respond(self.codec.encode(self._state_body()))
+
+    async def _on_state(self, msg: Msg) -> None:
+        decoded = self._decode(msg)
+        if decoded is not None:
+            self._apply_state(*decoded)
+
+    def _apply_state(self, hub: str, body: dict[str, Any]) -> None:
+        instance, version, clients = body.get("instance"), body.get("version"), body.get("clients")
+        if not isinstance(instance, str) or not isinstance(version, int) \
+                or not isinstance(clients, list):
+            return
+        remote = self._remote(hub)
+        if remote.instance is not None and remote.instance != instance:
+            self.mirror.drop_hub(hub, f"hub {hub} restarted")
+            remote.version = -1
+        elif version < remote.version:
+            return  # an older list overtaken by a newer one
+        remote.instance, remote.version = instance, version
+        self.mirror.sync_hub(hub, clients)
+
+    async def _on_bye(self, msg: Msg) -> None:
+        decoded = self._decode(msg)
+        if decoded is None:
+            return
+        hub, body = decoded
+        remote = self._remotes.get(hub)
+        if remote is not None and body.get("instance") in (remote.instance, None):
+            del self._remotes[hub]
+            log.info("hub %s left the federation", hub)
+            self.mirror.drop_hub(hub, f"hub {hub} left the federation")
+
+    # -- messages out: deliveries to proxies ---------------------------------------------------
+    def _to_proxy(self, delivery: Delivery, hub: str, remote_id: str) -> None:
+        if delivery.method == "receiveResponse":
+            self._spawn(self._answer_incoming(delivery))
+            return
+        queue = self._outboxes.get(hub)
+        if queue is None:
+            queue = self._outboxes[hub] = asyncio.Queue()
+            self._workers[hub] = asyncio.get_running_loop().create_task(
+                self._drain(hub, queue), name=f"link-out-{hub}")
+        queue.put_nowait((delivery, remote_id))
+
+    async def _drain(self, hub: str, queue: asyncio.Queue[tuple[Delivery, str]]) -> None:
+        subject = self.subjects.to(hub)
+        while True:
+            delivery, remote_id = await queue.get()
+            try:
+                if delivery.method == "receiveNotification":
+                    sender_id, message = delivery.args
+                    body = {"kind": "notify", "from": sender_id, "to": remote_id,
+                            "message": await self.data.rewrite(message)}
+                    if self.nc is None or not self.nc.is_connected:
+                        log.warning("notification to %s on %s lost: NATS is not connected",
+                                    remote_id, hub)
+                        continue
+                    await self.nc.publish(subject, self.codec.encode(body))
+                elif delivery.method == "receiveCall":
+                    sender_id, msg_id, message = delivery.args
+                    body = {"kind": "call", "from": sender_id, "to": remote_id,
+                            "message": await self.data.rewrite(message)}
+                    task = asyncio.get_running_loop().create_task(
+                        self._call_remote(delivery.recipient, subject, msg_id, body))
+                    self._calls.setdefault(delivery.recipient, set()).add(task)
+                    task.add_done_callback(self._calls[delivery.recipient].discard)
+            except (NatsError, LocalProtocolError) as exc:
+                log.warning("%s to %s on %s failed: %s", delivery.method, remote_id, hub, exc)
+
+    async def _call_remote(self, proxy: ClientRecord, subject: str, msg_id: str,
+                           body: dict[str, Any]) -> None:
+        try:
+            if self.nc is None or not self.nc.is_connected:
+                raise NatsError("NATS is not connected")
+            reply = await self.nc.request(subject, self.codec.encode(body),
+                                          timeout=self.call_timeout)
+            decoded = self._decode(reply)
+            response = decoded[1].get("response") if decoded is not None else None
+            if not isinstance(response, dict):
+                response = error_response("malformed response from the other hub")
+        except NoRespondersError:
+            response = error_response(f"hub of {proxy.name} is not reachable")
+        except (TimeoutError, NatsTimeout):
+            response = error_response(f"no response from {proxy.name} within "
+                                      f"{self.call_timeout:g} s")
+        except NatsError as exc:
+            response = error_response(f"call to {proxy.name} failed: {exc}")
+        try:
+            self.service.core.reply(proxy.private_key, msg_id, response)
+        except LocalProtocolError:
+            return  # the caller gave up, or the proxy is gone
+        self.service.process_outputs()
+
+    def _proxy_gone(self, record: ClientRecord) -> None:
+        for task in self._calls.pop(record, ()):
+            task.cancel()
+        for tag, (msg, sender) in list(self._incoming.items()):
+            if sender is record:
+                del self._incoming[tag]
+                self._spawn(self._respond(msg, error_response("the caller's hub left")))
+
+    async def _answer_incoming(self, delivery: Delivery) -> None:
+        _responder, msg_tag, response = delivery.args
+        entry = self._incoming.pop(msg_tag, None)
+        if entry is None:
+            return
+        await self._respond(entry[0], await self.data.rewrite(response))
+
+    async def _respond(self, msg: Msg, response: dict[str, Any]) -> None:
+        try:
+            await msg.respond(self.codec.encode({"response": response}))
+        except NatsError as exc:
+            log.warning("response not sent back: %s", exc)
+
+    # -- messages in: from other hubs' clients to ours -----------------------------------------
+    async def _on_message(self, msg: Msg) -> None:
+        decoded = self._decode(msg)
+        if decoded is None:
+            return
+        hub, body = decoded
+        kind, sender_id, target_id, message = (body.get("kind"), body.get("from"),
+                                               body.get("to"), body.get("message"))
+        refusal = self._refuse(hub, sender_id, target_id, message)
+        if kind == "call" and not msg.reply:
+            return
+        if refusal is not None:
+            log.warning("refused a message from %s: %s", hub, refusal)
+            if kind == "call":
+                await self._respond(msg, error_response(refusal))
+            return
+        proxy = self.mirror.proxy(hub, sender_id)
+        assert proxy is not None
+        core = self.service.core
+        try:
+            if kind == "notify":
+                core.notify(proxy.private_key, target_id, message)
+            elif kind == "call":
+                tag = "link-" + secrets.token_urlsafe(9)
+                self._incoming[tag] = (msg, proxy)
+                try:
+                    core.call(proxy.private_key, target_id, tag, message)
+                except LocalProtocolError:
+                    del self._incoming[tag]
+                    raise
+        except LocalProtocolError as exc:
+            if kind == "call":
+                await self._respond(msg, error_response(str(exc)))
+            else:
+                log.warning("notification from %s refused: %s", hub, exc)
+        finally:
+            self.service.process_outputs()
+
+    def _refuse(self, hub: str, sender_id: Any, target_id: Any, message: Any) -> str | None:
+        if not isinstance(sender_id, str) or not isinstance(target_id, str) \
+                or not isinstance(message, dict):
+            return "malformed message"
+        mtype = message.get("samp.mtype")
+        if not isinstance(mtype, str) or not self.policy.allows(mtype):
+            return f"{mtype} may not cross into hub {self.name}"
+        if self.mirror.proxy(hub, sender_id) is None:
+            return f"no proxy here for client {sender_id} of hub {hub}"
+        target = self.service.core.registry.get_id(target_id)
+        if target is None or target.profile not in (Profile.STANDARD, Profile.WEB):
+            return f"no client {target_id} on hub {self.name}"
+        return None
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url if "://" in url else f"nats://{url}").hostname or "127.0.0.1"
