@@ -17,11 +17,12 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Self
 
 from peers.process import ManagedProcess, spawn, wait_until
 from samphub import SampflowHub, hub_env
 
-__all__ = ["NatsServer", "Federation", "SECRET", "free_port"]
+__all__ = ["SECRET", "Federation", "NatsServer", "free_port"]
 
 #: The shared secret of test federations.
 SECRET = "test-federation-secret"
@@ -60,7 +61,7 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> NatsServer:
+    def start(self) -> Self:
         binary = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin")
         assert binary, "nats-server is not installed (.ci/run installs it from Debian)"
         self.process = spawn([binary, "-a", "127.0.0.1", "-p", str(self.port)],
@@ -80,7 +81,7 @@ class NatsServer:
         time.sleep(down_for)
         self.start()
 
-    def __enter__(self) -> NatsServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -117,7 +118,7 @@ class Federation:
     def __getitem__(self, name: str) -> SampflowHub:
         return self.hubs[name]
 
-    def start(self) -> Federation:
+    def start(self) -> Self:
         try:
             for hub in self.hubs.values():
                 hub.start()
@@ -134,7 +135,7 @@ class Federation:
     def logs(self) -> str:
         return "\n".join(f"--- hub {n}:\n{h.log_tail()}" for n, h in self.hubs.items())
 
-    def __enter__(self) -> Federation:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -178,7 +178,9 @@ class DataServer:
                 raise web.HTTPNotFound() from None
             if not stat.S_ISREG(info.st_mode):
                 raise web.HTTPNotFound()
+            log.info("served %s to %s", target, request.remote)
             return web.FileResponse(target)
+        log.info("relaying %s to %s", target, request.remote)
         return await self._relay(request, target)
 
     async def _relay(self, request: web.Request, url: str) -> web.StreamResponse:

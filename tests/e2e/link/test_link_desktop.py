@@ -118,11 +118,11 @@ async def test_script_on_c_loads_a_votable_into_topcat_on_a(
         await wait_named(probe, "topcat (proxy@A)")
     finally:
         await probe.disconnect()
-    script = subprocess.run(
-        [*samphub.sampflow_argv(), "send", "table.load.votable", f"url={votable.as_uri()}",
-         "table-id=lab-t1", "name=lab table", "--to", "topcat (proxy@A)", "--wait", "60",
-         "--lockfile", str(lab["C"].lockfile)],
-        capture_output=True, text=True, timeout=120, env=samphub.hub_env(tmp_path))
+    argv = [*samphub.sampflow_argv(), "send", "table.load.votable", f"url={votable.as_uri()}",
+            "table-id=lab-t1", "name=lab table", "--to", "topcat (proxy@A)", "--wait", "60",
+            "--lockfile", str(lab["C"].lockfile)]
+    script = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
+                                     timeout=120, env=samphub.hub_env(tmp_path), check=False)
     assert script.returncode == 0, (script.stdout, script.stderr, lab.logs())
     assert "samp.ok" in script.stdout, script.stdout
     stil = await call_until_ok(on_a, topcat.public_id,
@@ -133,6 +133,8 @@ async def test_script_on_c_loads_a_votable_into_topcat_on_a(
     text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=30).read())
     rows = list(csv.DictReader(io.StringIO(text.decode())))
     assert [r["name"] for r in rows] == ["alpha", "beta", "gamma"]
+    # TOPCAT read the table from C's link, not from C's file system.
+    assert f"served {votable}" in lab["C"].log_tail(200_000), lab.logs()
 
 
 async def test_rule_on_a_shows_an_image_in_ds9_on_b(
@@ -166,6 +168,7 @@ async def test_rule_on_a_shows_an_image_in_ds9_on_b(
     result = header["samp.result"]
     text = result.get("value") or Path(urllib.parse.urlsplit(result["url"]).path).read_text()
     assert "linked lab" in text, header
+    assert f"served {folder / 'lab-image.fits'}" in lab["A"].log_tail(200_000), lab.logs()
     assert engine.terminate() == 0
 
 

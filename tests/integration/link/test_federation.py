@@ -9,6 +9,7 @@ hub go within the 5 s the issue allows (a bound, checked with a deadline).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ import pytest
 from linkfed import Federation, NatsServer
 from samphub import Recorder
 
+from sampflow.samp.errors import SAMPError
 from sampflow.samp.link import PROXY_SOURCE_KEY
 
 SHARE = ["table.*", "image.*", "coord.*", "samp.app.ping", "test.*", "script.*"]
@@ -53,10 +55,8 @@ class Clients:
 
     async def close(self) -> None:
         for recorder in self.all:
-            try:
+            with contextlib.suppress(SAMPError, OSError):
                 await recorder.close()
-            except Exception:
-                pass
 
 
 @pytest.fixture
