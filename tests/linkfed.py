@@ -13,16 +13,20 @@ for ``nats-server``; `samphub.SampflowHub` for the hubs).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from peers.process import ManagedProcess, spawn, wait_until
-from samphub import SampflowHub, hub_env
+from samphub import Recorder, SampflowHub, hub_env
 
-__all__ = ["SECRET", "Federation", "NatsServer", "free_port"]
+from sampflow.samp.errors import SAMPError
+
+__all__ = ["SECRET", "Clients", "Federation", "NatsServer", "free_port", "names", "wait_proxy"]
 
 #: The shared secret of test federations.
 SECRET = "test-federation-secret"
@@ -101,10 +105,15 @@ class Federation:
         Hub names.
     share : list of str, optional
         ``--share`` patterns for every hub.
+    verbose : bool
+        Run the hubs with ``-v``.
+    secret : str
+        The shared secret (``SAMPFLOW_LINK_SECRET``).
     """
 
     def __init__(self, folder: Path, nats_url: str, *names: str,
-                 share: list[str] | None = None, verbose: bool = True) -> None:
+                 share: list[str] | None = None, verbose: bool = True,
+                 secret: str = SECRET) -> None:
         self.hubs: dict[str, SampflowHub] = {}
         for name in names:
             sub = Path(folder) / f"hub-{name}"
@@ -113,7 +122,7 @@ class Federation:
                 sub / "lockfile", log_dir=sub, verbose=verbose,
                 command=["link", nats_url, "--name", name],
                 args=["--share", *share] if share else [],
-                env={"SAMPFLOW_LINK_SECRET": SECRET})
+                env={"SAMPFLOW_LINK_SECRET": secret})
 
     def __getitem__(self, name: str) -> SampflowHub:
         return self.hubs[name]
@@ -132,11 +141,53 @@ class Federation:
             if hub.running():
                 hub.stop(check_lockfile=False)
 
-    def logs(self) -> str:
-        return "\n".join(f"--- hub {n}:\n{h.log_tail()}" for n, h in self.hubs.items())
+    def logs(self, chars: int = 4000) -> str:
+        """The end of every hub's log."""
+        return "\n".join(f"--- hub {n}:\n{h.log_tail(chars)}" for n, h in self.hubs.items())
 
     def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Clients:
+    """`samphub.Recorder` clients connected to the hubs of a `Federation`; `close` them all."""
+
+    def __init__(self, fed: Federation) -> None:
+        self.fed = fed
+        self.all: list[Recorder] = []
+
+    async def on(self, hub: str, name: str, subscriptions: dict | None = None,
+                 respond: Any = None) -> Recorder:
+        """A recorder called `name` on hub `hub`, with `subscriptions` declared."""
+        recorder = await Recorder(name, subscriptions, respond).connect(self.fed[hub].lockfile)
+        await recorder.client.declare_metadata({"samp.name": name})
+        self.all.append(recorder)
+        return recorder
+
+    async def close(self) -> None:
+        for recorder in self.all:
+            with contextlib.suppress(SAMPError, OSError):
+                await recorder.close()
+
+
+async def names(recorder: Recorder) -> dict[str, str]:
+    """Public id -> samp.name of every client `recorder`'s hub shows it."""
+    client = recorder.client
+    out = {}
+    for cid in await client.get_registered_clients():
+        meta = await client.get_metadata(cid)
+        out[cid] = meta.get("samp.name", "")
+    return out
+
+
+async def wait_proxy(recorder: Recorder, name: str, timeout: float = 20.0) -> str:
+    """Wait until `recorder`'s hub shows a client called `name`; returns its public id."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = [cid for cid, n in (await names(recorder)).items() if n == name]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.1)

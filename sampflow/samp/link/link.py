@@ -138,6 +138,7 @@ class HubLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._refused: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, connect_wait: float = 5.0) -> None:
@@ -285,7 +286,11 @@ class HubLink:
         try:
             hub, body = self.codec.decode(msg.data)
         except EnvelopeError as exc:
-            log.warning("dropped a payload on %s: %s", msg.subject, exc)
+            text = str(exc)
+            if text not in self._refused:  # once per cause, not once per heartbeat
+                if len(self._refused) < 1000:
+                    self._refused.add(text)
+                log.warning("dropped a payload on %s: %s", msg.subject, text)
             return None
         if hub == self.name or not valid_hub_name(hub) or not isinstance(body, dict):
             return None

@@ -46,7 +46,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     with NatsServer(folder / "nats") as server, \
             Federation(folder, server.url, "A", "B", "C") as federation:
         yield federation
-    logs = federation.logs()
+    logs = federation.logs(1_000_000)
     assert "Traceback" not in logs, logs
 
 

@@ -9,81 +9,15 @@ hub go within the 5 s the issue allows (a bound, checked with a deadline).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from linkfed import Federation, NatsServer
-from samphub import Recorder
+from linkfed import Clients, Federation, NatsServer, names, wait_proxy
 
-from sampflow.samp.errors import SAMPError
 from sampflow.samp.link import PROXY_SOURCE_KEY
-
-SHARE = ["table.*", "image.*", "coord.*", "samp.app.ping", "test.*", "script.*"]
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    with NatsServer(tmp_path / "nats") as server:
-        yield server
-
-
-@pytest.fixture
-def fed(tmp_path: Path, nats_server: NatsServer) -> Iterator[Federation]:
-    with Federation(tmp_path, nats_server.url, "A", "B", "C", share=SHARE) as federation:
-        yield federation
-
-
-class Clients:
-    """Recorders connected to the hubs; all disconnected at the end."""
-
-    def __init__(self, fed: Federation) -> None:
-        self.fed = fed
-        self.all: list[Recorder] = []
-
-    async def on(self, hub: str, name: str, subscriptions: dict | None = None,
-                 respond: Any = None) -> Recorder:
-        recorder = await Recorder(name, subscriptions, respond).connect(self.fed[hub].lockfile)
-        await recorder.client.declare_metadata({"samp.name": name})
-        self.all.append(recorder)
-        return recorder
-
-    async def close(self) -> None:
-        for recorder in self.all:
-            with contextlib.suppress(SAMPError, OSError):
-                await recorder.close()
-
-
-@pytest.fixture
-async def clients(fed: Federation) -> AsyncIterator[Clients]:
-    made = Clients(fed)
-    yield made
-    await made.close()
-
-
-async def names(recorder: Recorder) -> dict[str, str]:
-    """Public id -> samp.name of every client `recorder`'s hub shows it."""
-    client = recorder.client
-    out = {}
-    for cid in await client.get_registered_clients():
-        meta = await client.get_metadata(cid)
-        out[cid] = meta.get("samp.name", "")
-    return out
-
-
-async def wait_proxy(recorder: Recorder, name: str, timeout: float = 20.0) -> str:
-    """Wait until `recorder`'s hub shows a client called `name`; returns its public id."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = [cid for cid, n in (await names(recorder)).items() if n == name]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.1)
 
 
 async def test_proxies_carry_jsamp_bridge_conventions(fed: Federation, clients: Clients) -> None:

@@ -1,0 +1,92 @@
+"""Federation edge cases over real sockets: secrets, the CLI's refusals, calls in flight when
+a hub dies, loopback HTTP data and files that are not served (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import samphub
+from aiohttp import web
+from linkfed import Clients, Federation, NatsServer, names, wait_proxy
+
+
+async def test_a_hub_with_the_wrong_secret_is_not_federated(
+        tmp_path: Path, nats_server: NatsServer, fed: Federation, clients: Clients) -> None:
+    await clients.on("B", "insider", {"test.echo": {}})
+    a = await clients.on("A", "seer")
+    await wait_proxy(a, "insider (proxy@B)")
+    with Federation(tmp_path / "rogue", nats_server.url, "R", secret="wrong") as rogue:
+        outsider = Clients(rogue)
+        try:
+            r = await outsider.on("R", "outsider", {"test.echo": {}})
+            await asyncio.sleep(3.0)  # three heartbeats: long enough to be seen if accepted
+            assert not [n for n in (await names(a)).values() if "proxy@R" in n]
+            assert not [n for n in (await names(r)).values() if "(proxy@" in n]
+        finally:
+            await outsider.close()
+        assert "bad signature" in fed["A"].log_tail(1_000_000)
+
+
+def test_link_refuses_to_start_without_a_secret_or_credentials(
+        tmp_path: Path, nats_server: NatsServer) -> None:
+    env = {k: v for k, v in samphub.hub_env(tmp_path).items() if k != "SAMPFLOW_LINK_SECRET"}
+    done = subprocess.run([*samphub.sampflow_argv(), "link", nats_server.url, "--name", "X",
+                           "--lockfile", str(tmp_path / "lock")],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 2, done
+    assert "shared secret or NATS credentials" in done.stderr
+    assert not (tmp_path / "lock").exists()
+
+
+async def test_call_in_flight_to_a_hub_that_dies_is_answered_with_an_error(
+        fed: Federation, clients: Clients) -> None:
+    async def never(sender_id: str, msg_id: str, message: dict) -> None:
+        await asyncio.sleep(3600)
+
+    await clients.on("B", "silent", {"test.slow": {}}, respond=never)
+    a = await clients.on("A", "waiter")
+    proxy = await wait_proxy(a, "silent (proxy@B)")
+    call = asyncio.create_task(a.client.call_and_wait(
+        proxy, {"samp.mtype": "test.slow", "samp.params": {}}, timeout=60))
+    await asyncio.sleep(1.0)
+    assert not call.done()
+    fed["B"].kill()
+    response = await asyncio.wait_for(call, 30)
+    assert response["samp.status"] == "samp.error", response
+
+
+async def test_loopback_http_urls_are_relayed_and_odd_files_left_alone(
+        tmp_path: Path, fed: Federation, clients: Clients) -> None:
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=b"SIMPLE  = T", content_type="application/fits")
+
+    app = web.Application()
+    app.router.add_get("/data/img.fits", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    fifo = tmp_path / "pipe.fits"
+    os.mkfifo(fifo)
+    try:
+        b = await clients.on("B", "viewer", {"image.load.fits": {}})
+        a = await clients.on("A", "sender")
+        proxy = await wait_proxy(a, "viewer (proxy@B)")
+        local = f"http://127.0.0.1:{port}/data/img.fits"
+        await a.client.notify(proxy, {"samp.mtype": "image.load.fits", "samp.params": {
+            "url": local, "list": [fifo.as_uri(), tmp_path.as_uri(), "http://example.org/x"]}})
+        (got,) = await b.wait_messages("image.load.fits")
+        params = got["samp.params"]
+        assert params["url"] != local and params["url"].endswith("/img.fits")
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(params["url"], timeout=10).read())
+        assert body == b"SIMPLE  = T"
+        # A FIFO and a directory are not regular files; a remote URL needs nothing.
+        assert params["list"] == [fifo.as_uri(), tmp_path.as_uri(), "http://example.org/x"]
+    finally:
+        await runner.cleanup()
