@@ -26,10 +26,14 @@ from samphub import Recorder, SampflowHub, hub_env
 
 from sampflow.samp.errors import SAMPError
 
-__all__ = ["SECRET", "Clients", "Federation", "NatsServer", "free_port", "names", "wait_proxy"]
+__all__ = ["SECRET", "TEST_SHARE", "Clients", "Federation", "NatsServer", "free_port", "names", "wait_proxy"]
 
 #: The shared secret of test federations.
 SECRET = "test-federation-secret"
+
+#: What the integration-test hubs share: the defaults' kinds, test MTypes, and ``script.*``
+#: (which must still never cross).
+TEST_SHARE = ["table.*", "image.*", "coord.*", "samp.app.ping", "test.*", "script.*"]
 
 
 def free_port() -> int:

@@ -1,15 +1,19 @@
 """``sampflow link nats://HOST:4222``: run a hub that is linked to a NATS federation.
 
-The link hosts its proxy clients inside the hub's own process (`HubMirror`), so the command
-starts the local hub itself, on the lockfile that ``SAMP_HUB`` / ``--lockfile`` name, and its
-SAMP clients (TOPCAT, DS9, scripts) join it as usual. If a hub already owns that lockfile the
-command stops with an error: stop that hub (or point ``--lockfile`` elsewhere) and let
-``sampflow link`` run the hub.
+When no hub owns the lockfile that ``SAMP_HUB`` / ``--lockfile`` name, the command starts a
+sampflow hub there and the link hosts its proxy clients inside it (`HubMirror`, through the
+hub's profile plug-in interface): no extra sockets, and the SAMP clients (TOPCAT, DS9,
+scripts) join that hub as usual. When a live hub already owns the lockfile (``sampflow hub``,
+JSAMP's, astropy's: a hub in another process), the link joins it as SAMP clients instead, one
+real client per proxy like JSAMP's bridge (`ClientMirror`); the command then exits (status 1)
+when that hub stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -77,6 +81,7 @@ async def run_link(args: argparse.Namespace,
     int
         The exit status: 0, 1 when the hub or link cannot start, 2 for bad options.
     """
+    from ..errors import SAMPError
     from ..hub.server import AsyncHub, HubAlreadyRunning
 
     try:
@@ -92,31 +97,40 @@ async def run_link(args: argparse.Namespace,
     except OSError as exc:
         print(f"sampflow link: cannot read the secret: {exc}", file=sys.stderr)
         return 2
-    hub = AsyncHub(addr=args.addr, port=args.port, lockfile=args.lockfile, label=name)
+    if not secret and not args.creds:
+        print("sampflow link: a federation link needs a shared secret or NATS credentials "
+              f"(use --secret-file, ${SECRET_ENV} or --creds)", file=sys.stderr)
+        return 2
+    hub: AsyncHub | None = AsyncHub(addr=args.addr, port=args.port, lockfile=args.lockfile,
+                                    label=name)
+    try:
+        await hub.start()  # type: ignore[union-attr]
+    except HubAlreadyRunning as exc:
+        log.info("a hub is running (%s): joining it, with one client per proxy", exc.url)
+        hub = None
     try:
         link = HubLink(hub, args.servers, name=name, share=args.share or DEFAULT_SHARE,
                        secret=secret, creds=args.creds, data_addr=args.data_addr,
-                       prefix=args.prefix)
-    except LinkError as exc:
-        print(f"sampflow link: {exc} (use --secret-file, ${SECRET_ENV} or --creds)",
-              file=sys.stderr)
-        return 2
-    try:
-        await hub.start()
-    except HubAlreadyRunning as exc:
-        print(f"sampflow link: {exc}; stop it, or give --lockfile, and let sampflow link "
-              "run the hub", file=sys.stderr)
-        return 1
-    try:
+                       prefix=args.prefix, lockfile=args.lockfile)
         await link.start()
-    except OSError as exc:
+    except (LinkError, OSError, SAMPError) as exc:
         print(f"sampflow link: {exc}", file=sys.stderr)
-        await hub.stop()
-        return 1
+        if hub is not None:
+            await hub.stop()
+        return 2 if isinstance(exc, LinkError) else 1
 
     async def stop() -> None:
         await link.stop()
-        await hub.stop()
+        if hub is not None:
+            await hub.stop()
 
-    await run_until(stop)
+    waiting = asyncio.ensure_future(run_until(stop))
+    lost = asyncio.ensure_future(link.hub_lost())
+    await asyncio.wait({waiting, lost}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():  # the joined hub went away: stop (run_until's clean-up runs)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return 1
+    lost.cancel()
     return 0

@@ -21,6 +21,7 @@ A message for another hub leaves in the order it was sent: one queue per destina
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import Iterable
@@ -33,11 +34,12 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from ..errors import LocalProtocolError, SAMPHubError
+from ..errors import SAMPError, SAMPHubError
 from ..hub.core import Delivery
-from ..hub.registry import ClientRecord, Profile
+from ..hub.registry import ClientRecord
 from ..hub.server import AsyncHub
 from ..types import error_response
+from .client_mirror import ClientMirror
 from .data import DataServer, address_towards
 from .envelope import Codec, EnvelopeError, Subjects, valid_hub_name
 from .mirror import HubMirror
@@ -50,6 +52,10 @@ log = logging.getLogger("sampflow.link")
 
 class LinkError(SAMPHubError):
     """The link cannot start as configured (no secret and no credentials, a bad name)."""
+
+
+#: What `HubLink` needs of its hub side: `HubMirror` (in-process) or `ClientMirror`.
+Mirror = HubMirror | ClientMirror
 
 
 class _Remote:
@@ -69,8 +75,10 @@ class HubLink:
 
     Parameters
     ----------
-    hub : AsyncHub
-        The local hub, in this process and already started.
+    hub : AsyncHub or None
+        The local hub, in this process and already started: proxies are hosted in it
+        (`HubMirror`). None: join the hub at `lockfile` (any SAMP hub, in another process)
+        with one SAMP client per proxy (`ClientMirror`).
     servers : str or list of str
         NATS server URL(s), ``nats://HOST:4222``.
     name : str
@@ -93,6 +101,8 @@ class HubLink:
         Seconds without a heartbeat after which a hub's proxies are removed.
     call_timeout : float
         Seconds a call to another hub's client may take before the caller gets an error.
+    lockfile : str, optional
+        With `hub` None: the lockfile of the hub to join (default ``SAMP_HUB`` / ``~/.samp``).
 
     Raises
     ------
@@ -100,17 +110,17 @@ class HubLink:
         If neither `secret` nor `creds` is given, or `name` is not a valid hub name.
     """
 
-    def __init__(self, hub: AsyncHub, servers: str | list[str], *, name: str,
+    def __init__(self, hub: AsyncHub | None, servers: str | list[str], *, name: str,
                  share: Iterable[str] = DEFAULT_SHARE, secret: str | None = None,
                  creds: str | None = None, data_addr: str | None = None,
                  prefix: str = "sampflow.link", heartbeat: float = 1.0,
-                 dead_after: float = 3.0, call_timeout: float = 600.0) -> None:
+                 dead_after: float = 3.0, call_timeout: float = 600.0,
+                 lockfile: str | None = None) -> None:
         if not secret and not creds:
             raise LinkError("a federation link needs a shared secret or NATS credentials")
         if not valid_hub_name(name):
             raise LinkError(f"hub name {name!r} must be 1-64 letters, digits, '-' or '_'")
         self.hub = hub
-        self.service = hub.service
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.name = name
         self.policy = SharePolicy(share)
@@ -122,8 +132,13 @@ class HubLink:
         self.call_timeout = call_timeout
         self.instance = secrets.token_hex(8)
         self.version = 0
-        self.mirror = HubMirror(self.service, name, self.policy, self._to_proxy,
-                                self._local_changed)
+        self.mirror: Mirror
+        if hub is not None:
+            self.mirror = HubMirror(hub.service, name, self.policy, self._to_proxy,
+                                    self._local_changed)
+        else:
+            self.mirror = ClientMirror(lockfile, name, self.policy, self._to_proxy,
+                                       self._local_changed)
         self.mirror.on_proxy_gone.append(self._proxy_gone)
         host = _host_of(self.servers[0])
         self.data = DataServer(data_addr or address_towards(host))
@@ -153,7 +168,7 @@ class HubLink:
             If the data server's address cannot be bound.
         """
         await self.data.start()
-        self.mirror.attach()
+        await _done(self.mirror.attach())
         self._spawn(self._connect_forever())
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="link-tick")
         try:
@@ -182,8 +197,15 @@ class HubLink:
                 await nc.close()
             except NatsError:
                 pass
-        self.mirror.detach()
+        await _done(self.mirror.detach())
         await self.data.close()
+
+    async def hub_lost(self) -> None:
+        """Return when the joined hub (another process's) stops; never for an own hub."""
+        if isinstance(self.mirror, ClientMirror):
+            await self.mirror.hub_lost.wait()
+        else:
+            await asyncio.Event().wait()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -233,16 +255,19 @@ class HubLink:
     # -- heartbeats and the client list ------------------------------------------------------
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
+        last_beat = loop.time()
         while True:
-            await asyncio.sleep(min(self.heartbeat, self.dead_after / 3))
-            await self._beat()
+            await asyncio.sleep(min(self.heartbeat, self.dead_after) / 4)
             now = loop.time()
+            if now - last_beat >= self.heartbeat:
+                last_beat = now
+                await self._beat()
             for hub, remote in list(self._remotes.items()):
                 if now - remote.last_seen > self.dead_after:
                     log.warning("hub %s silent for %.1f s: removing its proxies", hub,
                                 now - remote.last_seen)
                     del self._remotes[hub]
-                    self.mirror.drop_hub(hub, f"hub {hub} went silent")
+                    await _done(self.mirror.drop_hub(hub, f"hub {hub} went silent"))
 
     async def _beat(self) -> None:
         nc = self.nc
@@ -326,7 +351,7 @@ class HubLink:
             remote.syncing = False
         decoded = self._decode(reply)
         if decoded is not None and decoded[0] == hub:
-            self._apply_state(hub, decoded[1])
+            await self._apply_state(hub, decoded[1])
 
     async def _on_sync(self, msg: Msg) -> None:
         if self._decode(msg) is not None and msg.reply:
@@ -337,21 +362,21 @@ class HubLink:
     async def _on_state(self, msg: Msg) -> None:
         decoded = self._decode(msg)
         if decoded is not None:
-            self._apply_state(*decoded)
+            await self._apply_state(*decoded)
 
-    def _apply_state(self, hub: str, body: dict[str, Any]) -> None:
+    async def _apply_state(self, hub: str, body: dict[str, Any]) -> None:
         instance, version, clients = body.get("instance"), body.get("version"), body.get("clients")
         if not isinstance(instance, str) or not isinstance(version, int) \
                 or not isinstance(clients, list):
             return
         remote = self._remote(hub)
         if remote.instance is not None and remote.instance != instance:
-            self.mirror.drop_hub(hub, f"hub {hub} restarted")
+            await _done(self.mirror.drop_hub(hub, f"hub {hub} restarted"))
             remote.version = -1
         elif version < remote.version:
             return  # an older list overtaken by a newer one
         remote.instance, remote.version = instance, version
-        self.mirror.sync_hub(hub, clients)
+        await _done(self.mirror.sync_hub(hub, clients))
 
     async def _on_bye(self, msg: Msg) -> None:
         decoded = self._decode(msg)
@@ -362,7 +387,7 @@ class HubLink:
         if remote is not None and body.get("instance") in (remote.instance, None):
             del self._remotes[hub]
             log.info("hub %s left the federation", hub)
-            self.mirror.drop_hub(hub, f"hub {hub} left the federation")
+            await _done(self.mirror.drop_hub(hub, f"hub {hub} left the federation"))
 
     # -- messages out: deliveries to proxies ---------------------------------------------------
     def _to_proxy(self, delivery: Delivery, hub: str, remote_id: str) -> None:
@@ -398,7 +423,7 @@ class HubLink:
                         self._call_remote(delivery.recipient, subject, msg_id, body))
                     self._calls.setdefault(delivery.recipient, set()).add(task)
                     task.add_done_callback(self._calls[delivery.recipient].discard)
-            except (NatsError, LocalProtocolError) as exc:
+            except (NatsError, SAMPError) as exc:
                 log.warning("%s to %s on %s failed: %s", delivery.method, remote_id, hub, exc)
 
     async def _call_remote(self, proxy: ClientRecord, subject: str, msg_id: str,
@@ -420,10 +445,9 @@ class HubLink:
         except NatsError as exc:
             response = error_response(f"call to {proxy.name} failed: {exc}")
         try:
-            self.service.core.reply(proxy.private_key, msg_id, response)
-        except LocalProtocolError:
-            return  # the caller gave up, or the proxy is gone
-        self.service.process_outputs()
+            await _done(self.mirror.reply(proxy, msg_id, response))
+        except SAMPError:
+            pass  # the caller gave up, or the proxy is gone
 
     def _proxy_gone(self, record: ClientRecord) -> None:
         for task in self._calls.pop(record, ()):
@@ -464,25 +488,22 @@ class HubLink:
             return
         proxy = self.mirror.proxy(hub, sender_id)
         assert proxy is not None
-        core = self.service.core
         try:
             if kind == "notify":
-                core.notify(proxy.private_key, target_id, message)
+                await _done(self.mirror.notify(proxy, target_id, message))
             elif kind == "call":
                 tag = "link-" + secrets.token_urlsafe(9)
                 self._incoming[tag] = (msg, proxy)
                 try:
-                    core.call(proxy.private_key, target_id, tag, message)
-                except LocalProtocolError:
-                    del self._incoming[tag]
+                    await _done(self.mirror.call(proxy, target_id, tag, message))
+                except SAMPError:
+                    self._incoming.pop(tag, None)
                     raise
-        except LocalProtocolError as exc:
+        except SAMPError as exc:
             if kind == "call":
                 await self._respond(msg, error_response(str(exc)))
             else:
                 log.warning("notification from %s refused: %s", hub, exc)
-        finally:
-            self.service.process_outputs()
 
     def _refuse(self, hub: str, sender_id: Any, target_id: Any, message: Any) -> str | None:
         if not isinstance(sender_id, str) or not isinstance(target_id, str) \
@@ -493,10 +514,16 @@ class HubLink:
             return f"{mtype} may not cross into hub {self.name}"
         if self.mirror.proxy(hub, sender_id) is None:
             return f"no proxy here for client {sender_id} of hub {hub}"
-        target = self.service.core.registry.get_id(target_id)
-        if target is None or target.profile not in (Profile.STANDARD, Profile.WEB):
+        if not self.mirror.is_local(target_id):
             return f"no client {target_id} on hub {self.name}"
         return None
+
+
+async def _done(result: Any) -> Any:
+    """Await `result` when the mirror's method was a coroutine (`ClientMirror`)."""
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def _host_of(url: str) -> str:

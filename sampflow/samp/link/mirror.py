@@ -205,6 +205,52 @@ class HubMirror:
             if h == hub:
                 self._remove(hub, remote_id, reason)
 
+    # -- acting for a proxy (the link calls these) ---------------------------------------------
+    def is_local(self, public_id: str) -> bool:
+        """Whether `public_id` is one of this hub's own (Standard or Web Profile) clients."""
+        record = self.core.registry.get_id(public_id)
+        return record is not None and record.profile in (Profile.STANDARD, Profile.WEB)
+
+    def notify(self, proxy: ClientRecord, recipient_id: str, message: dict[str, Any]) -> None:
+        """``notify`` from `proxy` to a local client.
+
+        Raises
+        ------
+        LocalProtocolError
+            If the hub refuses it (recipient gone or not subscribed).
+        """
+        try:
+            self.core.notify(proxy.private_key, recipient_id, message)
+        finally:
+            self.service.process_outputs()
+
+    def call(self, proxy: ClientRecord, recipient_id: str, msg_tag: str,
+             message: dict[str, Any]) -> None:
+        """``call`` from `proxy`; the response comes back as a ``receiveResponse`` delivery.
+
+        Raises
+        ------
+        LocalProtocolError
+            As for `notify`.
+        """
+        try:
+            self.core.call(proxy.private_key, recipient_id, msg_tag, message)
+        finally:
+            self.service.process_outputs()
+
+    def reply(self, proxy: ClientRecord, msg_id: str, response: dict[str, Any]) -> None:
+        """``reply`` by `proxy` to the call `msg_id` it received.
+
+        Raises
+        ------
+        LocalProtocolError
+            If the call is no longer pending (expired, or the proxy is gone).
+        """
+        try:
+            self.core.reply(proxy.private_key, msg_id, response)
+        finally:
+            self.service.process_outputs()
+
     # -- AttachedProfile -------------------------------------------------------------------------
     def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
         """Refuse MTypes the policy keeps home, and relaying between two other hubs."""

@@ -6,11 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from linkfed import Clients, Federation, NatsServer
-
-#: What the test hubs share: the defaults' kinds, plus test MTypes, plus ``script.*`` (which
-#: must still never cross).
-SHARE = ["table.*", "image.*", "coord.*", "samp.app.ping", "test.*", "script.*"]
+from linkfed import TEST_SHARE, Clients, Federation, NatsServer
 
 
 @pytest.fixture
@@ -21,7 +17,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def fed(tmp_path: Path, nats_server: NatsServer) -> Iterator[Federation]:
-    with Federation(tmp_path, nats_server.url, "A", "B", "C", share=SHARE) as federation:
+    with Federation(tmp_path, nats_server.url, "A", "B", "C", share=TEST_SHARE) as federation:
         yield federation
     logs = federation.logs(1_000_000)
     assert "Traceback" not in logs, logs
