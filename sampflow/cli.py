@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of the rule-file format")
     schema.set_defaults(func=cmd_schema)
 
-    for sub_parser in (hub, run):
+    for sub_parser in (hub, run, link):
         add_web_arguments(sub_parser)
     return parser
 

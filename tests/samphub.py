@@ -166,7 +166,7 @@ class SampflowHub:
         home.mkdir(exist_ok=True)
         self.log_path = self.log_dir / f"sampflow-hub-{time.monotonic_ns()}.log"
         web = [] if any(a.startswith(("--web-port", "--no-web-profile")) for a in self.args) \
-            or self.command[0] != "hub" else ["--web-port", "0"]  # parallel tests: not 21012
+            or self.command[0] not in ("hub", "link") else ["--web-port", "0"]  # not 21012
         argv = [*sampflow_argv(), *(["-v"] if self.verbose else []), *self.command,
                 "--lockfile", str(self.lockfile), *web, *self.args]
         with open(self.log_path, "wb") as log:

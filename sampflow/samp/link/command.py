@@ -108,6 +108,13 @@ async def run_link(args: argparse.Namespace,
     except HubAlreadyRunning as exc:
         log.info("a hub is running (%s): joining it, with one client per proxy", exc.url)
         hub = None
+    if hub is not None and not getattr(args, "no_web_profile", True):
+        from ..hub.web import attach_web_profile_from_args
+
+        try:
+            await attach_web_profile_from_args(hub, args)
+        except OSError as exc:  # the port is taken (another hub's Web Profile)
+            log.warning("Web Profile not started (%s); the Standard Profile runs on", exc)
     try:
         link = HubLink(hub, args.servers, name=name, share=args.share or DEFAULT_SHARE,
                        secret=secret, creds=args.creds, data_addr=args.data_addr,

@@ -211,6 +211,7 @@ class HubLink:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
         return task
 
     async def _connect_forever(self) -> None:
@@ -399,12 +400,15 @@ class HubLink:
             queue = self._outboxes[hub] = asyncio.Queue()
             self._workers[hub] = asyncio.get_running_loop().create_task(
                 self._drain(hub, queue), name=f"link-out-{hub}")
+            self._workers[hub].add_done_callback(_log_failure)
         queue.put_nowait((delivery, remote_id))
 
     async def _drain(self, hub: str, queue: asyncio.Queue[tuple[Delivery, str]]) -> None:
         subject = self.subjects.to(hub)
         while True:
             delivery, remote_id = await queue.get()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s for %s on %s", delivery.method, remote_id, hub)
             try:
                 if delivery.method == "receiveNotification":
                     sender_id, message = delivery.args
@@ -421,6 +425,7 @@ class HubLink:
                             "message": await self.data.rewrite(message)}
                     task = asyncio.get_running_loop().create_task(
                         self._call_remote(delivery.recipient, subject, msg_id, body))
+                    task.add_done_callback(_log_failure)
                     self._calls.setdefault(delivery.recipient, set()).add(task)
                     task.add_done_callback(self._calls[delivery.recipient].discard)
             except (NatsError, SAMPError) as exc:
@@ -444,10 +449,11 @@ class HubLink:
                                       f"{self.call_timeout:g} s")
         except NatsError as exc:
             response = error_response(f"call to {proxy.name} failed: {exc}")
+        log.debug("response from %s for %s", proxy.name, msg_id)
         try:
             await _done(self.mirror.reply(proxy, msg_id, response))
-        except SAMPError:
-            pass  # the caller gave up, or the proxy is gone
+        except SAMPError as exc:
+            log.debug("response for %s not delivered: %s", msg_id, exc)
 
     def _proxy_gone(self, record: ClientRecord) -> None:
         for task in self._calls.pop(record, ()):
@@ -517,6 +523,12 @@ class HubLink:
         if not self.mirror.is_local(target_id):
             return f"no client {target_id} on hub {self.name}"
         return None
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log what a background task died of (it has no one to raise to)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("link task failed", exc_info=task.exception())
 
 
 async def _done(result: Any) -> Any:
