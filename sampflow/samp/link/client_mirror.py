@@ -25,7 +25,8 @@ from ..errors import SAMPError
 from ..hub.core import Delivery
 from ..hub.registry import ClientRecord, Profile
 from ..types import error_response
-from .mirror import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, DeliveryHandler, proxy_name
+from .mirror import DeliveryHandler
+from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_name
 from .policy import SharePolicy
 
 __all__ = ["ClientMirror"]

@@ -24,17 +24,13 @@ from ..hub.core import Delivery
 from ..hub.profiles import attach
 from ..hub.registry import ClientRecord, Profile
 from ..hub.service import HubService
+from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_name
 from .policy import SharePolicy
 
-__all__ = ["PROXY_SOURCE_KEY", "HubMirror", "proxy_name"]
+__all__ = ["HUB_KEY", "ID_KEY", "PROXY_SOURCE_KEY", "HubMirror", "proxy_name"]
 
 log = logging.getLogger("sampflow.link")
 
-#: The JSAMP bridge's metadata key naming where a proxy client's original lives.
-PROXY_SOURCE_KEY = "bridge.proxy.source"
-#: sampflow's own keys on a proxy: the origin hub's name and the original's public id there.
-HUB_KEY = "sampflow.link.hub"
-ID_KEY = "sampflow.link.id"
 #: What a proxy's callback is set to: the marker that makes the core count it callable.
 CALLBACK = "sampflow-link:"
 _EVENTS = ("samp.hub.event.register", "samp.hub.event.unregister",
@@ -42,15 +38,6 @@ _EVENTS = ("samp.hub.event.register", "samp.hub.event.unregister",
 
 #: ``on_delivery(delivery, hub, remote_id)``: a delivery for the proxy of `remote_id` on `hub`.
 DeliveryHandler = Callable[[Delivery, str, str], None]
-
-
-def proxy_name(name: str, hub: str) -> str:
-    """The ``samp.name`` of the proxy, on other hubs, of a client called `name` on `hub`.
-
-    >>> proxy_name("SAOImageDS9", "desk3")
-    'SAOImageDS9 (proxy@desk3)'
-    """
-    return f"{name} (proxy@{hub})"
 
 
 class HubMirror:
