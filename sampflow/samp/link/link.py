@@ -406,30 +406,39 @@ class HubLink:
     async def _drain(self, hub: str, queue: asyncio.Queue[tuple[Delivery, str]]) -> None:
         subject = self.subjects.to(hub)
         while True:
-            delivery, remote_id = await queue.get()
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s for %s on %s", delivery.method, remote_id, hub)
-            try:
-                if delivery.method == "receiveNotification":
-                    sender_id, message = delivery.args
-                    body = {"kind": "notify", "from": sender_id, "to": remote_id,
-                            "message": await self.data.rewrite(message)}
-                    if self.nc is None or not self.nc.is_connected:
-                        log.warning("notification to %s on %s lost: NATS is not connected",
-                                    remote_id, hub)
-                        continue
-                    await self.nc.publish(subject, self.codec.encode(body))
-                elif delivery.method == "receiveCall":
-                    sender_id, msg_id, message = delivery.args
-                    body = {"kind": "call", "from": sender_id, "to": remote_id,
-                            "message": await self.data.rewrite(message)}
-                    task = asyncio.get_running_loop().create_task(
-                        self._call_remote(delivery.recipient, subject, msg_id, body))
-                    task.add_done_callback(_log_failure)
-                    self._calls.setdefault(delivery.recipient, set()).add(task)
-                    task.add_done_callback(self._calls[delivery.recipient].discard)
-            except (NatsError, SAMPError) as exc:
-                log.warning("%s to %s on %s failed: %s", delivery.method, remote_id, hub, exc)
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            for delivery, remote_ids in _group_fan_out(batch):
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s for %s on %s", delivery.method, ", ".join(remote_ids), hub)
+                try:
+                    await self._send(hub, subject, delivery, remote_ids)
+                except (NatsError, SAMPError) as exc:
+                    log.warning("%s to %s on %s failed: %s", delivery.method,
+                                ", ".join(remote_ids), hub, exc)
+
+    async def _send(self, hub: str, subject: str, delivery: Delivery,
+                    remote_ids: list[str]) -> None:
+        if delivery.method == "receiveNotification":
+            sender_id, message = delivery.args
+            body = {"kind": "notify", "from": sender_id,
+                    "to": remote_ids[0] if len(remote_ids) == 1 else remote_ids,
+                    "message": await self.data.rewrite(message)}
+            if self.nc is None or not self.nc.is_connected:
+                log.warning("notification to %s on %s lost: NATS is not connected",
+                            ", ".join(remote_ids), hub)
+                return
+            await self.nc.publish(subject, self.codec.encode(body))
+        elif delivery.method == "receiveCall":
+            sender_id, msg_id, message = delivery.args
+            body = {"kind": "call", "from": sender_id, "to": remote_ids[0],
+                    "message": await self.data.rewrite(message)}
+            task = asyncio.get_running_loop().create_task(
+                self._call_remote(delivery.recipient, subject, msg_id, body))
+            task.add_done_callback(_log_failure)
+            self._calls.setdefault(delivery.recipient, set()).add(task)
+            task.add_done_callback(self._calls[delivery.recipient].discard)
 
     async def _call_remote(self, proxy: ClientRecord, subject: str, msg_id: str,
                            body: dict[str, Any]) -> None:
@@ -482,34 +491,46 @@ class HubLink:
         if decoded is None:
             return
         hub, body = decoded
-        kind, sender_id, target_id, message = (body.get("kind"), body.get("from"),
-                                               body.get("to"), body.get("message"))
-        refusal = self._refuse(hub, sender_id, target_id, message)
+        kind, sender_id, targets, message = (body.get("kind"), body.get("from"),
+                                             body.get("to"), body.get("message"))
         if kind == "call" and not msg.reply:
             return
+        if kind == "notify" and isinstance(targets, list):  # one notifyAll, many recipients
+            for target_id in targets[:10000]:
+                await self._notify_in(hub, sender_id, target_id, message)
+        elif kind == "notify":
+            await self._notify_in(hub, sender_id, targets, message)
+        elif kind == "call":
+            await self._call_in(msg, hub, sender_id, targets, message)
+
+    async def _notify_in(self, hub: str, sender_id: Any, target_id: Any, message: Any) -> None:
+        refusal = self._refuse(hub, sender_id, target_id, message)
         if refusal is not None:
-            log.warning("refused a message from %s: %s", hub, refusal)
-            if kind == "call":
-                await self._respond(msg, error_response(refusal))
+            log.warning("refused a notification from %s: %s", hub, refusal)
             return
         proxy = self.mirror.proxy(hub, sender_id)
         assert proxy is not None
         try:
-            if kind == "notify":
-                await _done(self.mirror.notify(proxy, target_id, message))
-            elif kind == "call":
-                tag = "link-" + secrets.token_urlsafe(9)
-                self._incoming[tag] = (msg, proxy)
-                try:
-                    await _done(self.mirror.call(proxy, target_id, tag, message))
-                except SAMPError:
-                    self._incoming.pop(tag, None)
-                    raise
+            await _done(self.mirror.notify(proxy, target_id, message))
         except SAMPError as exc:
-            if kind == "call":
-                await self._respond(msg, error_response(str(exc)))
-            else:
-                log.warning("notification from %s refused: %s", hub, exc)
+            log.warning("notification from %s refused: %s", hub, exc)
+
+    async def _call_in(self, msg: Msg, hub: str, sender_id: Any, target_id: Any,
+                       message: Any) -> None:
+        refusal = self._refuse(hub, sender_id, target_id, message)
+        if refusal is not None:
+            log.warning("refused a call from %s: %s", hub, refusal)
+            await self._respond(msg, error_response(refusal))
+            return
+        proxy = self.mirror.proxy(hub, sender_id)
+        assert proxy is not None
+        tag = "link-" + secrets.token_urlsafe(9)
+        self._incoming[tag] = (msg, proxy)
+        try:
+            await _done(self.mirror.call(proxy, target_id, tag, message))
+        except SAMPError as exc:
+            self._incoming.pop(tag, None)
+            await self._respond(msg, error_response(str(exc)))
 
     def _refuse(self, hub: str, sender_id: Any, target_id: Any, message: Any) -> str | None:
         if not isinstance(sender_id, str) or not isinstance(target_id, str) \
@@ -523,6 +544,21 @@ class HubLink:
         if not self.mirror.is_local(target_id):
             return f"no client {target_id} on hub {self.name}"
         return None
+
+
+def _group_fan_out(batch: list[tuple[Delivery, str]]) -> list[tuple[Delivery, list[str]]]:
+    """Merge consecutive notifications of one message from one sender (a ``notifyAll``) into
+    one delivery with several recipients; everything else stays one by one, in order."""
+    groups: list[tuple[Delivery, list[str]]] = []
+    for delivery, remote_id in batch:
+        if groups and delivery.method == "receiveNotification":
+            last, ids = groups[-1]
+            if last.method == "receiveNotification" and last.args[0] == delivery.args[0] \
+                    and last.args[1] is delivery.args[1]:
+                ids.append(remote_id)
+                continue
+        groups.append((delivery, [remote_id]))
+    return groups
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

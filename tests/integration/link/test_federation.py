@@ -65,18 +65,28 @@ async def test_asynchronous_call_and_call_all_across(fed: Federation, clients: C
 
 async def test_notify_and_notify_all_across(fed: Federation, clients: Clients) -> None:
     b = await clients.on("B", "sink-b", {"coord.pointAt.sky": {}})
+    b2 = await clients.on("B", "sink-b2", {"coord.*": {}})
     c = await clients.on("C", "sink-c", {"coord.pointAt.sky": {}})
     a = await clients.on("A", "pointer")
     proxy_b = await wait_proxy(a, "sink-b (proxy@B)")
+    proxy_b2 = await wait_proxy(a, "sink-b2 (proxy@B)")
     await wait_proxy(a, "sink-c (proxy@C)")
     message = {"samp.mtype": "coord.pointAt.sky", "samp.params": {"ra": "10", "dec": "20"}}
     await a.client.notify(proxy_b, message)
     (got,) = await b.wait_messages("coord.pointAt.sky")
     assert got["samp.params"] == {"ra": "10", "dec": "20"}
     recipients = await a.client.notify_all(message)
-    assert len(recipients) == 2
+    assert len(recipients) == 3
     await b.wait_messages("coord.pointAt.sky", 2)
+    await b2.wait_messages("coord.pointAt.sky", 1)
     await c.wait_messages("coord.pointAt.sky", 1)
+    # The two recipients on B got the one notifyAll as one NATS message.
+    remote = {proxy_b: "", proxy_b2: ""}
+    for proxy in remote:
+        remote[proxy] = (await a.client.get_metadata(proxy))["sampflow.link.id"]
+    log = fed["A"].log_tail(1_000_000)
+    assert any(f"receiveNotification for {x}, {y} on B" in log
+               for x, y in (tuple(remote.values()), tuple(reversed(remote.values())))), log
 
 
 async def test_policy_keeps_exec_mtypes_home(fed: Federation, clients: Clients) -> None:
