@@ -58,10 +58,13 @@ class NatsServer:
     ----------
     folder : Path
         For its log.
+    args : sequence of str
+        More ``nats-server`` options (``--user``, ``--pass``, ...).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, args: tuple[str, ...] = ()) -> None:
         self.folder = Path(folder)
+        self.args = list(args)
         self.port = free_port()
         self.process: ManagedProcess | None = None
 
@@ -72,7 +75,7 @@ class NatsServer:
     def start(self) -> Self:
         binary = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin")
         assert binary, "nats-server is not installed (.ci/run installs it from Debian)"
-        self.process = spawn([binary, "-a", "127.0.0.1", "-p", str(self.port)],
+        self.process = spawn([binary, "-a", "127.0.0.1", "-p", str(self.port), *self.args],
                              name="nats-server", env=hub_env(self.folder), log_dir=self.folder)
         wait_until(lambda: _accepts(self.port), timeout=15, what="nats-server to listen",
                    process=self.process)

@@ -41,7 +41,8 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--share", nargs="+", metavar="MTYPE-PATTERN",
                         help="MType patterns that may cross (default: "
                         f"{' '.join(DEFAULT_SHARE)}); exec-like MTypes never do")
-    parser.add_argument("--creds", metavar="FILE", help="NATS credentials file")
+    parser.add_argument("--creds", metavar="FILE", help="NATS credentials file (a user and "
+                        "password or token in the URL count as credentials too)")
     parser.add_argument("--secret-file", metavar="FILE",
                         help=f"file holding the federation's shared secret (or set ${SECRET_ENV})")
     parser.add_argument("--data-addr", metavar="ADDR",
@@ -85,7 +86,7 @@ async def run_link(args: argparse.Namespace,
     from ..hub.server import AsyncHub, HubAlreadyRunning
 
     try:
-        from .link import HubLink, LinkError
+        from .link import HubLink, LinkError, has_url_credentials
     except ImportError as exc:  # nats-py is an optional dependency
         print(f"sampflow link needs nats-py ({exc}): pip install 'sampflow[link]'",
               file=sys.stderr)
@@ -97,9 +98,10 @@ async def run_link(args: argparse.Namespace,
     except OSError as exc:
         print(f"sampflow link: cannot read the secret: {exc}", file=sys.stderr)
         return 2
-    if not secret and not args.creds:
+    if not secret and not args.creds and not has_url_credentials(args.servers):
         print("sampflow link: a federation link needs a shared secret or NATS credentials "
-              f"(use --secret-file, ${SECRET_ENV} or --creds)", file=sys.stderr)
+              f"(use --secret-file, ${SECRET_ENV}, --creds or nats://USER:PASS@HOST)",
+              file=sys.stderr)
         return 2
     hub: AsyncHub | None = AsyncHub(addr=args.addr, port=args.port, lockfile=args.lockfile,
                                     label=name)

@@ -26,6 +26,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
@@ -90,7 +91,8 @@ class HubLink:
         The federation's shared secret: every payload is signed with it (HMAC-SHA256) and
         unsigned or wrongly signed payloads are dropped.
     creds : str, optional
-        A NATS credentials file (JWT and NKey) for the server.
+        A NATS credentials file (JWT and NKey) for the server. A user and password, or a
+        token, in a server URL (``nats://user:pass@host:4222``) are NATS credentials too.
     data_addr : str, optional
         Address the data server binds; by default the one used to reach the NATS server.
     prefix : str
@@ -107,7 +109,8 @@ class HubLink:
     Raises
     ------
     LinkError
-        If neither `secret` nor `creds` is given, or `name` is not a valid hub name.
+        If there is neither `secret` nor NATS credentials (`creds`, or in a server URL), or
+        `name` is not a valid hub name.
     """
 
     def __init__(self, hub: AsyncHub | None, servers: str | list[str], *, name: str,
@@ -116,12 +119,13 @@ class HubLink:
                  prefix: str = "sampflow.link", heartbeat: float = 1.0,
                  dead_after: float = 3.0, call_timeout: float = 600.0,
                  lockfile: str | None = None) -> None:
-        if not secret and not creds:
+        servers = [servers] if isinstance(servers, str) else list(servers)
+        if not secret and not creds and not has_url_credentials(servers):
             raise LinkError("a federation link needs a shared secret or NATS credentials")
         if not valid_hub_name(name):
             raise LinkError(f"hub name {name!r} must be 1-64 letters, digits, '-' or '_'")
         self.hub = hub
-        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self.servers = servers
         self.name = name
         self.policy = SharePolicy(share)
         self.codec = Codec(name, secret.encode() if secret else None)
@@ -174,7 +178,8 @@ class HubLink:
         try:
             await asyncio.wait_for(self._connected.wait(), connect_wait)
         except TimeoutError:
-            log.warning("NATS at %s not reachable yet; still trying", ", ".join(self.servers))
+            log.warning("NATS at %s not reachable yet; still trying",
+                        ", ".join(map(without_credentials, self.servers)))
 
     async def stop(self) -> None:
         """Say goodbye to the federation, remove every proxy and stop serving data."""
@@ -236,8 +241,8 @@ class HubLink:
         await nc.subscribe(self.subjects.bye, cb=self._on_bye)
         await nc.subscribe(self.subjects.sync(self.name), cb=self._on_sync)
         await nc.subscribe(self.subjects.to(self.name), cb=self._on_message)
-        log.info("hub %s linked through NATS at %s", self.name, nc.connected_url.netloc
-                 if nc.connected_url else self.servers[0])
+        log.info("hub %s linked through NATS at %s", self.name,
+                 without_credentials(self.servers[0]))
         self._connected.set()
         await self._publish_state()
         await self._beat()
@@ -574,7 +579,27 @@ async def _done(result: Any) -> Any:
     return result
 
 
-def _host_of(url: str) -> str:
-    from urllib.parse import urlsplit
+def has_url_credentials(servers: Iterable[str]) -> bool:
+    """Whether a NATS server URL carries a user (and password) or a token.
 
+    >>> has_url_credentials(["nats://u:p@lab:4222"]), has_url_credentials(["nats://lab:4222"])
+    (True, False)
+    """
+    return any(urlsplit(s if "://" in s else f"nats://{s}").username for s in servers)
+
+
+def without_credentials(url: str) -> str:
+    """`url` with any user, password or token left out (for logs).
+
+    >>> without_credentials("nats://u:secret@lab:4222")
+    'nats://lab:4222'
+    """
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _host_of(url: str) -> str:
     return urlsplit(url if "://" in url else f"nats://{url}").hostname or "127.0.0.1"

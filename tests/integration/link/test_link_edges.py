@@ -90,3 +90,27 @@ async def test_loopback_http_urls_are_relayed_and_odd_files_left_alone(
         assert params["list"] == [fifo.as_uri(), tmp_path.as_uri(), "http://example.org/x"]
     finally:
         await runner.cleanup()
+
+
+async def test_nats_credentials_alone_protect_a_federation(tmp_path: Path) -> None:
+    """No shared secret: the NATS server's user and password are the protection; a hub with
+    the wrong password never joins, and no password appears in any log."""
+    with NatsServer(tmp_path / "nats", args=("--user", "lab", "--pass", "pw-s3cret")) as server:
+        good = f"nats://lab:pw-s3cret@127.0.0.1:{server.port}"
+        bad = f"nats://lab:wrong@127.0.0.1:{server.port}"
+        with Federation(tmp_path, good, "A", "B", secret="") as fed, \
+                Federation(tmp_path / "intruder", bad, "X", secret="") as intruder:
+            people, strangers = Clients(fed), Clients(intruder)
+            try:
+                await people.on("B", "b-tool", {"table.load.votable": {}})
+                a = await people.on("A", "a-tool")
+                await wait_proxy(a, "b-tool (proxy@B)")
+                x = await strangers.on("X", "x-tool")
+                await asyncio.sleep(3.0)
+                assert not [n for n in (await names(a)).values() if "proxy@X" in n]
+                assert not [n for n in (await names(x)).values() if "(proxy@" in n]
+            finally:
+                await people.close()
+                await strangers.close()
+            logs = fed.logs(1_000_000) + intruder.logs(1_000_000)
+            assert "pw-s3cret" not in logs
