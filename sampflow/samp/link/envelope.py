@@ -12,7 +12,11 @@ Subjects, below a prefix (``sampflow.link`` by default):
 - ``<prefix>.state``: a hub's client list, published whenever it changes;
 - ``<prefix>.sync.<hub>``: request/reply, ask `hub` for its client list;
 - ``<prefix>.bye``: a hub leaves;
-- ``<prefix>.to.<hub>``: notifications to `hub`'s clients, and calls as request/reply.
+- ``<prefix>.to.<hub>``: notifications to `hub`'s clients, and calls as request/reply; the
+  signed body names `hub` too, so a payload replayed onto another hub's subject is dropped.
+
+Not protected: replaying a captured payload onto its own subject again (no timestamps, so
+that desktops need no synchronised clocks).
 """
 
 from __future__ import annotations

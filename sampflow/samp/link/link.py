@@ -427,7 +427,7 @@ class HubLink:
                     remote_ids: list[str]) -> None:
         if delivery.method == "receiveNotification":
             sender_id, message = delivery.args
-            body = {"kind": "notify", "from": sender_id,
+            body = {"kind": "notify", "hub": hub, "from": sender_id,
                     "to": remote_ids[0] if len(remote_ids) == 1 else remote_ids,
                     "message": await self.data.rewrite(message)}
             if self.nc is None or not self.nc.is_connected:
@@ -437,7 +437,7 @@ class HubLink:
             await self.nc.publish(subject, self.codec.encode(body))
         elif delivery.method == "receiveCall":
             sender_id, msg_id, message = delivery.args
-            body = {"kind": "call", "from": sender_id, "to": remote_ids[0],
+            body = {"kind": "call", "hub": hub, "from": sender_id, "to": remote_ids[0],
                     "message": await self.data.rewrite(message)}
             task = asyncio.get_running_loop().create_task(
                 self._call_remote(delivery.recipient, subject, msg_id, body))
@@ -498,6 +498,9 @@ class HubLink:
         hub, body = decoded
         kind, sender_id, targets, message = (body.get("kind"), body.get("from"),
                                              body.get("to"), body.get("message"))
+        if body.get("hub") != self.name:  # signed for another hub: replayed here
+            log.warning("dropped a message from %s addressed to hub %r", hub, body.get("hub"))
+            return
         if kind == "call" and not msg.reply:
             return
         if kind == "notify" and isinstance(targets, list):  # one notifyAll, many recipients

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import samphub
 from aiohttp import web
@@ -114,3 +116,54 @@ async def test_nats_credentials_alone_protect_a_federation(tmp_path: Path) -> No
                 await strangers.close()
             logs = fed.logs(1_000_000) + intruder.logs(1_000_000)
             assert "pw-s3cret" not in logs
+
+
+def test_a_desktop_without_nats_py_still_runs_hubs_and_is_told_what_link_needs(
+        tmp_path: Path) -> None:
+    """``nats-py`` is optional (``sampflow[link]``): without it the rest of sampflow imports,
+    and ``sampflow link`` says what to install."""
+    code = ("import sys; sys.modules['nats'] = None\n"
+            "import sampflow.samp.link, sampflow.rules.clients, sampflow.samp.hub.server\n"
+            "from sampflow.cli import main\n"
+            "sys.exit(main(['link', 'nats://127.0.0.1:1', '--name', 'x', '--lockfile', "
+            f"{str(tmp_path / 'lock')!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=samphub.hub_env(tmp_path), check=False)
+    assert done.returncode == 2, done
+    assert "pip install 'sampflow[link]'" in done.stderr, done.stderr
+    assert not (tmp_path / "lock").exists()
+
+
+async def test_a_message_signed_for_one_hub_and_replayed_to_another_is_dropped(
+        fed: Federation, clients: Clients) -> None:
+    import nats
+
+    b = await clients.on("B", "target-b", {"coord.pointAt.sky": {}})
+    c = await clients.on("C", "target-c", {"coord.pointAt.sky": {}})
+    a = await clients.on("A", "sender")
+    to_b = await wait_proxy(a, "target-b (proxy@B)")
+    await wait_proxy(c, "sender (proxy@A)")
+    server = fed["A"].command[1]
+    snoop = await nats.connect(server)
+    captured: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def keep(msg: Any) -> None:
+        await captured.put(msg.data)
+
+    try:
+        await snoop.subscribe("sampflow.link.to.B", cb=keep)
+        await snoop.flush()
+        await a.client.notify(to_b, {"samp.mtype": "coord.pointAt.sky",
+                                     "samp.params": {"ra": "1", "dec": "2"}})
+        payload = await asyncio.wait_for(captured.get(), 20)
+        await b.wait_messages("coord.pointAt.sky")
+        await snoop.publish("sampflow.link.to.C", payload)  # signed by A, meant for B
+        await snoop.flush()
+        log = ""
+        async with asyncio.timeout(20):
+            while "addressed to hub 'B'" not in log:
+                await asyncio.sleep(0.1)
+                log = fed["C"].log_tail(1_000_000)
+        assert c.messages("coord.pointAt.sky") == []
+    finally:
+        await snoop.close()
