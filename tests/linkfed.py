@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -26,7 +28,8 @@ from samphub import Recorder, SampflowHub, hub_env
 
 from sampflow.samp.errors import SAMPError
 
-__all__ = ["SECRET", "TEST_SHARE", "Clients", "Federation", "NatsServer", "free_port", "names", "wait_proxy"]
+__all__ = ["SECRET", "TEST_SHARE", "Clients", "Federation", "NatsServer", "NetLab", "free_port",
+           "names", "start_in_namespace", "wait_proxy"]
 
 #: The shared secret of test federations.
 SECRET = "test-federation-secret"
@@ -62,23 +65,32 @@ class NatsServer:
         More ``nats-server`` options (``--user``, ``--pass``, ...).
     """
 
-    def __init__(self, folder: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, folder: Path, args: tuple[str, ...] = (), *, addr: str = "127.0.0.1",
+                 prefix: tuple[str, ...] = ()) -> None:
         self.folder = Path(folder)
         self.args = list(args)
+        self.addr = addr
+        self.prefix = list(prefix)
         self.port = free_port()
         self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.addr}:{self.port}"
+
+    def _ready(self) -> bool:
+        if not self.prefix:
+            return _accepts(self.port)
+        # In another network namespace: its own log says when it listens.
+        return self.process is not None and "Server is ready" in self.process.log_tail(100_000)
 
     def start(self) -> Self:
         binary = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin")
         assert binary, "nats-server is not installed (.ci/run installs it from Debian)"
-        self.process = spawn([binary, "-a", "127.0.0.1", "-p", str(self.port), *self.args],
+        self.process = spawn([*self.prefix, binary, "-a", self.addr, "-p", str(self.port),
+                              *self.args],
                              name="nats-server", env=hub_env(self.folder), log_dir=self.folder)
-        wait_until(lambda: _accepts(self.port), timeout=15, what="nats-server to listen",
-                   process=self.process)
+        wait_until(self._ready, timeout=15, what="nats-server to listen", process=self.process)
         return self
 
     def stop(self) -> None:
@@ -198,3 +210,97 @@ async def wait_proxy(recorder: Recorder, name: str, timeout: float = 20.0) -> st
             if found:
                 return found[0]
             await asyncio.sleep(0.1)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+class NetLab:
+    """Desktops in separate network namespaces, on one virtual switch (issue 13).
+
+    A switch namespace holds a bridge (``10.213.0.1/24``, where the NATS server listens);
+    each desktop namespace is wired to it by a veth pair and has its own loopback and one
+    address (``10.213.0.11``, ``.12``, ...). Nothing is configured in the namespace the tests
+    run in; `down` deletes every namespace (and so every interface) it made. Names carry a
+    random tag, so parallel tests do not meet.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Desktop names.
+    """
+
+    SWITCH_IP = "10.213.0.1"
+
+    def __init__(self, names: list[str]) -> None:
+        tag = secrets.token_hex(3)
+        self.tag = tag
+        self.switch = f"nl{tag}sw"
+        self.namespaces = {name: f"nl{tag}{name}" for name in names}
+        self.ips = {name: f"10.213.0.{11 + i}" for i, name in enumerate(names)}
+        self._made: list[str] = []
+
+    def exec_prefix(self, name: str | None = None) -> tuple[str, ...]:
+        """``ip netns exec NS`` for desktop `name` (the switch namespace for None)."""
+        return ("ip", "netns", "exec", self.namespaces[name] if name else self.switch)
+
+    def up(self) -> Self:
+        try:
+            _ip("netns", "add", self.switch)
+            self._made.append(self.switch)
+            _ip("-n", self.switch, "link", "set", "lo", "up")
+            _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.switch, "addr", "add", f"{self.SWITCH_IP}/24", "dev", "br0")
+            _ip("-n", self.switch, "link", "set", "br0", "up")
+            for i, (name, ns) in enumerate(self.namespaces.items()):
+                _ip("netns", "add", ns)
+                self._made.append(ns)
+                port, peer = f"v{self.tag}{i}s", f"v{self.tag}{i}d"
+                _ip("-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
+                    peer, "netns", ns)
+                _ip("-n", self.switch, "link", "set", port, "master", "br0")
+                _ip("-n", self.switch, "link", "set", port, "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
+                _ip("-n", ns, "addr", "add", f"{self.ips[name]}/24", "dev", peer)
+                _ip("-n", ns, "link", "set", peer, "up")
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def down(self) -> None:
+        for ns in reversed(self._made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30,
+                           check=False)
+        self._made.clear()
+
+    def __enter__(self) -> Self:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+def start_in_namespace(hub: SampflowHub, timeout: float = 30.0) -> SampflowHub:
+    """Start `hub` (made with an ``ip netns exec`` prefix) and wait for its lockfile.
+
+    Its XML-RPC URL is on the namespace's loopback, out of this process's reach, so this waits
+    for the lockfile naming the hub's PID (the prefix execs, so the PID is the hub's).
+    """
+    hub.spawn()
+    deadline = time.monotonic() + timeout
+    while True:
+        if not hub.running():
+            raise AssertionError(f"hub exited:\n{hub.log_tail()}")
+        if hub.lockfile.is_file():
+            info = dict(line.split("=", 1) for line in hub.lockfile.read_text().splitlines()
+                        if "=" in line and not line.startswith("#"))
+            if info.get("hub.start.pid") == str(hub.pid):
+                hub.info, hub.url, hub.secret = info, info["samp.hub.xmlrpc.url"], \
+                    info["samp.secret"]
+                return hub
+        if time.monotonic() > deadline:
+            hub.kill()
+            raise AssertionError(f"hub did not start in {timeout} s:\n{hub.log_tail()}")
+        time.sleep(0.05)

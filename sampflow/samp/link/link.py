@@ -51,6 +51,10 @@ __all__ = ["HubLink", "LinkError"]
 log = logging.getLogger("sampflow.link")
 
 
+#: Seconds a departed local client stays in the published client list (see `_recompute`).
+LEAVE_GRACE = 2.0
+
+
 class LinkError(SAMPHubError):
     """The link cannot start as configured (no secret and no credentials, a bad name)."""
 
@@ -158,6 +162,7 @@ class HubLink:
         self._ticker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._refused: set[str] = set()
+        self._leaving: dict[str, tuple[dict[str, Any], float]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, connect_wait: float = 5.0) -> None:
@@ -297,6 +302,20 @@ class HubLink:
     def _recompute(self) -> None:
         self._change_pending = False
         clients = self.mirror.local_clients()
+        # A client that sent and left at once (``sampflow send``) stays listed for
+        # LEAVE_GRACE seconds, so that the hubs its last messages went to can still name
+        # their sender when they ask for this list.
+        loop = asyncio.get_running_loop()
+        now, present = loop.time(), {entry["id"] for entry in clients}
+        for entry in self._published or ():
+            if entry["id"] not in present and entry["id"] not in self._leaving:
+                self._leaving[entry["id"]] = (entry, now + LEAVE_GRACE)
+                loop.call_later(LEAVE_GRACE + 0.05, self._local_changed)
+        for cid, (entry, until) in list(self._leaving.items()):
+            if cid in present or until <= now:
+                del self._leaving[cid]
+            else:
+                clients.append(entry)
         if clients != self._published:
             self._published = clients
             self.version += 1
@@ -361,6 +380,8 @@ class HubLink:
 
     async def _on_sync(self, msg: Msg) -> None:
         if self._decode(msg) is not None and msg.reply:
+            if self._change_pending:  # a change not yet published: answer with it
+                self._recompute()
             if self._published is None:
                 self._published = self.mirror.local_clients()
             await msg.respond(self.codec.encode(self._state_body()))
@@ -511,7 +532,18 @@ class HubLink:
         elif kind == "call":
             await self._call_in(msg, hub, sender_id, targets, message)
 
+    async def _knows_sender(self, hub: str, sender_id: Any) -> None:
+        """A client that registered and sent at once can be ahead of its hub's client list:
+        ask that hub for its list before refusing the message (in order: later messages from
+        that hub wait)."""
+        remote = self._remotes.get(hub)
+        if isinstance(sender_id, str) and remote is not None \
+                and self.mirror.proxy(hub, sender_id) is None:
+            log.debug("client %s of %s not known yet: asking %s", sender_id, hub, hub)
+            await self._sync(hub, remote)
+
     async def _notify_in(self, hub: str, sender_id: Any, target_id: Any, message: Any) -> None:
+        await self._knows_sender(hub, sender_id)
         refusal = self._refuse(hub, sender_id, target_id, message)
         if refusal is not None:
             log.warning("refused a notification from %s: %s", hub, refusal)
@@ -525,6 +557,7 @@ class HubLink:
 
     async def _call_in(self, msg: Msg, hub: str, sender_id: Any, target_id: Any,
                        message: Any) -> None:
+        await self._knows_sender(hub, sender_id)
         refusal = self._refuse(hub, sender_id, target_id, message)
         if refusal is not None:
             log.warning("refused a call from %s: %s", hub, refusal)

@@ -182,3 +182,24 @@ async def test_local_file_url_is_served_by_the_origin_link(
     with pytest.raises(urllib.error.HTTPError) as info:
         await asyncio.to_thread(lambda: urllib.request.urlopen(wrong, timeout=10))
     assert info.value.code == 404
+
+
+async def test_a_client_that_sends_and_leaves_at_once_still_reaches_the_other_hub(
+        fed: Federation, clients: Clients) -> None:
+    """A script that registers, notifies and leaves at once (``sampflow send`` does this):
+    the message arrives, although its sender may be gone before the other hub heard of it."""
+    from sampflow.samp.client.aio import AsyncSAMPClient
+
+    sink = await clients.on("B", "sink", {"coord.pointAt.sky": {}})
+    seer = await clients.on("C", "seer")
+    proxy = await wait_proxy(seer, "sink (proxy@B)")
+    for n in range(3):
+        script = AsyncSAMPClient(f"script-{n}", callable=False)
+        await script.connect(lockfile=str(fed["C"].lockfile))
+        await script.notify(proxy, {"samp.mtype": "coord.pointAt.sky",
+                                    "samp.params": {"ra": str(n), "dec": "0"}})
+        await script.disconnect()
+    got = await sink.wait_messages("coord.pointAt.sky", 3, timeout=30)
+    assert sorted(m["samp.params"]["ra"] for m in got) == ["0", "1", "2"]
+    senders = {sender for _, sender, _, _ in sink.received}
+    assert len(senders) == 3  # each from its own proxy on B
