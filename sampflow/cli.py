@@ -1,5 +1,5 @@
 """The ``sampflow`` command: ``hub``, ``clients``, ``send``, ``run``, ``status``, ``retry``,
-``validate``, ``schema``."""
+``link``, ``validate``, ``schema``."""
 
 from __future__ import annotations
 
@@ -410,6 +410,13 @@ def _version() -> str:
         return "unknown"
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    """``sampflow link``: run a hub federated with other hubs over NATS."""
+    from .samp.link.command import run_link
+
+    return asyncio.run(run_link(args, _run_until_signalled))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sampflow`` command.
 
@@ -497,10 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override a variable declared under vars:")
     validate.set_defaults(func=cmd_validate)
 
+    link = command("link", "run a hub linked to other hubs through NATS (a lab of desktops)")
+    from .samp.link.command import add_link_arguments
+
+    add_link_arguments(link)
+    link.set_defaults(func=cmd_link)
+
     schema = command("schema", "print the JSON Schema of the rule-file format (for editors)")
     schema.set_defaults(func=cmd_schema)
 
-    for sub_parser in (hub, run):
+    for sub_parser in (hub, run, link):
         add_web_arguments(sub_parser)
     return parser
 

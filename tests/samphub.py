@@ -112,6 +112,13 @@ class SampflowHub:
         Extra arguments after ``hub`` (``-v`` goes before it automatically when `verbose`).
     verbose : bool
         Pass ``-v`` (log every message).
+    command : sequence of str
+        The subcommand and its leading arguments (``hub`` by default; ``link nats://...``
+        runs a federated hub).
+    env : dict, optional
+        More environment variables.
+    prefix : sequence of str
+        A command that execs the hub (``ip netns exec NS``): the PID stays the hub's.
 
     Attributes
     ----------
@@ -122,7 +129,12 @@ class SampflowHub:
     """
 
     def __init__(self, lockfile: Path | str, *, log_dir: Path | str | None = None,
-                 args: Sequence[str] = (), verbose: bool = False) -> None:
+                 args: Sequence[str] = (), verbose: bool = False,
+                 command: Sequence[str] = ("hub",), env: dict[str, str] | None = None,
+                 prefix: Sequence[str] = ()) -> None:
+        self.command = list(command)
+        self.prefix = list(prefix)
+        self.extra_env = dict(env or {})
         self.lockfile = Path(lockfile).resolve()
         self.log_dir = Path(log_dir) if log_dir is not None else self.lockfile.parent
         self.args = list(args)
@@ -160,12 +172,13 @@ class SampflowHub:
         home.mkdir(exist_ok=True)
         self.log_path = self.log_dir / f"sampflow-hub-{time.monotonic_ns()}.log"
         web = [] if any(a.startswith(("--web-port", "--no-web-profile")) for a in self.args) \
-            else ["--web-port", "0"]  # parallel tests must not fight over port 21012
-        argv = [*sampflow_argv(), *(["-v"] if self.verbose else []), "hub",
+            or self.command[0] not in ("hub", "link") else ["--web-port", "0"]  # not 21012
+        argv = [*self.prefix, *sampflow_argv(), *(["-v"] if self.verbose else []), *self.command,
                 "--lockfile", str(self.lockfile), *web, *self.args]
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, env=hub_env(home),
+                                          stderr=subprocess.STDOUT,
+                                          env={**hub_env(home), **self.extra_env},
                                           cwd=self.log_dir, start_new_session=True)
         _LIVE[self.popen.pid] = self.popen
         return self.popen

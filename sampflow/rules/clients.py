@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..samp.link.naming import address_glob
 from .events import HubEvent
 from .messenger import Messenger
 from .triggers.bus import mtype_matches
@@ -126,10 +127,18 @@ class ClientDirectory:
         return info.name if info else None
 
     def find(self, pattern: str) -> list[str]:
-        """Ids of clients whose name matches the glob (case-insensitive), or whose id is it."""
+        """Ids of clients whose name matches the glob (case-insensitive), or whose id is it.
+
+        ``NAME@HUB`` (globs allowed) also finds the proxies of the federation link
+        (``sampflow link``): the clients called ``NAME`` on the linked hub ``HUB``.
+        """
         if pattern in self._clients:
             return [pattern]
-        return [c.id for c in self._clients.values() if c.name and _glob(c.name, pattern)]
+        found = [c.id for c in self._clients.values() if c.name and _glob(c.name, pattern)]
+        proxies = address_glob(pattern)
+        if not found and proxies is not None:
+            found = [c.id for c in self._clients.values() if c.name and _glob(c.name, proxies)]
+        return found
 
     async def resolve(self, pattern: str) -> list[str]:
         """Like :meth:`find`, asking the hub again once if nothing matches."""

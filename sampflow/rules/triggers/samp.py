@@ -16,6 +16,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
+from ...samp.link.naming import address_glob
 from ..events import Event, SampMessage
 from ..model import MTypeTrigger
 from .bus import EventBus
@@ -38,7 +39,9 @@ def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
     config : MTypeTrigger
         The trigger; its ``profiles`` (empty for the default) and ``senders``.
     profile : str or None
-        ``"standard"``, ``"web"``, ``"hub"``, or None when the hub cannot tell.
+        ``"standard"``, ``"web"``, ``"hub"``, ``"link"`` (a proxy of a client of a linked
+        hub, which may be a web page there: it matches ``from:`` only through a ``NAME@HUB``
+        pattern), or None when the hub cannot tell.
 
     Examples
     --------
@@ -53,6 +56,8 @@ def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
     """
     wanted = config.profiles
     if not wanted:
+        if profile == "link":  # a proxy of another hub's client: only when named as such
+            return not config.senders or any("@" in p for p in config.senders)
         return not config.senders or profile is None or profile in _STANDARD
     if "any" in wanted:
         return True
@@ -61,17 +66,25 @@ def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
     return profile == "web" and "web" in wanted
 
 
+def _from_hub(name: str, pattern: str) -> bool:
+    proxies = address_glob(pattern)
+    return proxies is not None and _glob(name, proxies)
+
+
 def matches(config: MTypeTrigger, msg: SampMessage) -> bool:
     """Whether the sender and params of ``msg`` satisfy ``config`` (the MType is the index's job).
 
     Sender names are globs, case-insensitive; a sender with no known name matches only ``*``.
     The sender's profile must suit the trigger (`profile_matches`).
+    ``NAME@HUB`` matches the proxy of client ``NAME`` of linked hub ``HUB`` (``*@desk3``:
+    anything from desk3), see `sampflow.samp.link.naming.address_glob`.
     """
     if not profile_matches(config, msg.sender_profile):
         return False
     if config.senders:
         name = msg.sender_name or ""
-        if not any(_glob(name, p) or _glob(msg.sender_id, p) for p in config.senders):
+        if not any(_glob(name, p) or _glob(msg.sender_id, p) or _from_hub(name, p)
+                   for p in config.senders):
             return False
     for key, pattern in config.params:
         value = msg.params.get(key)

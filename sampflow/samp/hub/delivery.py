@@ -76,6 +76,8 @@ class Deliverer:
         self._encoder: ThreadPoolExecutor | None = None  # one thread, for big messages
         #: Where Web Profile deliveries go; set by the Web Profile transport.
         self.web_sink: Callable[[Delivery], None] | None = None
+        #: Profile -> sink for clients that an attached profile hosts (`profiles.attach`).
+        self.sinks: dict[Profile, Callable[[Delivery], None]] = {}
 
     @property
     def connections_opened(self) -> int:
@@ -89,6 +91,10 @@ class Deliverer:
     def submit(self, delivery: Delivery) -> None:
         """Queue `delivery` in its (sender, recipient) lane; never blocks."""
         recipient = delivery.recipient
+        sink = self.sinks.get(recipient.profile)
+        if sink is not None:
+            sink(delivery)
+            return
         if recipient.profile is Profile.WEB:
             if self.web_sink is not None:
                 self.web_sink(delivery)

@@ -28,6 +28,9 @@ class Profile(enum.Enum):
     STANDARD = "standard"
     #: Web Profile: XML-RPC over HTTP with CORS; callbacks are pulled (section 5.2).
     WEB = "web"
+    #: A proxy for a client of another hub, hosted by an attached profile (the federation
+    #: link, `sampflow.samp.link`): its deliveries go to that profile's sink (`profiles`).
+    LINK = "link"
 
 
 @dataclass(slots=True, eq=False)
