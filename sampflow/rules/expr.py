@@ -65,6 +65,7 @@ __all__ = [
     "And",
     "Condition",
     "ExprCondition",
+    "ExpressionSyntaxError",
     "FileInfo",
     "HubState",
     "Not",
@@ -88,6 +89,43 @@ KNOWN_NAMES = frozenset(
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
+# Words of the expression language that jinja2's parser, where it expects a value, reads as
+# plain names (``a and and`` parses as ``a and (the variable 'and')``).
+_KEYWORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif"})
+_VALUE_BEFORE = frozenset({"name", "string", "integer", "float"})
+
+
+class ExpressionSyntaxError(ExpressionError):
+    """A syntax error in an expression; ``offset`` is the 0-based index in the source string
+    where it was found, or None when the parser could not tell."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _keyword_offset(source: str, word: str) -> int | None:
+    """Index in ``source`` of the first ``word`` token standing where a value was expected."""
+    try:
+        tokens = list(ENV.lexer.tokeniter(source, None))
+    except TemplateError:
+        return None
+    if "".join(value for _, _, value in tokens) != source:
+        return None  # the lexer normalised something: offsets would be wrong
+    pos, previous = 0, None
+    for _, kind, value in tokens:
+        if kind == "name" and value == word:
+            after_value = previous is not None and (
+                previous[0] in _VALUE_BEFORE and not (previous[0] == "name"
+                                                      and previous[1] in _KEYWORDS)
+                or previous[0] == "operator" and previous[1] in (")", "]", "}"))
+            if not after_value:
+                return pos
+        if kind != "whitespace":
+            previous = (kind, value)
+        pos += len(value)
+    return None
+
 
 def _glob(value: Any, pattern: str) -> bool:
     return fnmatch.fnmatchcase(str(value).lower(), str(pattern).lower())
@@ -107,9 +145,15 @@ def _make_env() -> ImmutableSandboxedEnvironment:
 ENV = _make_env()
 
 
-def _check_names(ast: nodes.Template, known_vars: Mapping[str, Any] | None, allowed: frozenset[str]
-                 ) -> None:
-    unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+def _check_names(ast: nodes.Template, known_vars: Mapping[str, Any] | None, allowed: frozenset[str],
+                 source: str = "") -> None:
+    undeclared = meta.find_undeclared_variables(ast)
+    misplaced = sorted(undeclared & _KEYWORDS)
+    if misplaced:
+        word = misplaced[0]
+        offset = _keyword_offset(source, word)
+        raise ExpressionSyntaxError(f"syntax error: {word!r} where a value was expected", offset)
+    unknown = sorted(undeclared - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -193,8 +237,10 @@ def compile_template(source: str, where: str = "<string>", *,
 
     Raises
     ------
+    ExpressionSyntaxError
+        On a syntax error (``offset`` says where in `source`, when known).
     ExpressionError
-        On a syntax error or an unknown name.
+        On an unknown name.
 
     Examples
     --------
@@ -211,16 +257,22 @@ def compile_template(source: str, where: str = "<string>", *,
     try:
         if m and "{{" not in m.group("expr") and "}}" not in m.group("expr"):
             expr = m.group("expr").strip()
-            ast = ENV.parse("{{ " + expr + " }}")
-            _check_names(ast, known_vars, allowed)
+            wrapped = "{{ " + expr + " }}"
+            ast = ENV.parse(wrapped)
+            try:
+                _check_names(ast, known_vars, allowed, wrapped)
+            except ExpressionSyntaxError as exc:
+                if exc.offset is not None:
+                    exc.offset += source.find(expr) - 3
+                raise
             compiled = ENV.compile_expression(expr, undefined_to_none=False)
             return Template(source, where, lambda ns: compiled(**ns), "native")
         ast = ENV.parse(source)
-        _check_names(ast, known_vars, allowed)
+        _check_names(ast, known_vars, allowed, source)
         tmpl = ENV.from_string(source)
         return Template(source, where, tmpl.render, "text")
     except TemplateError as exc:
-        raise ExpressionError(f"template syntax error: {exc.message or exc}") from exc
+        raise ExpressionSyntaxError(f"template syntax error: {exc.message or exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +353,12 @@ def compile_condition(source: str, where: str = "<string>", *,
         text = m.group("expr").strip()
     if not text:
         raise ExpressionError("empty condition")
-    tmpl = compile_template("{{ " + text + " }}", where, known_vars=known_vars)
+    try:
+        tmpl = compile_template("{{ " + text + " }}", where, known_vars=known_vars)
+    except ExpressionSyntaxError as exc:
+        if exc.offset is not None:
+            exc.offset += source.find(text) - 3
+        raise
     return ExprCondition(Template(source, where, tmpl._fn, "native"))
 
 
