@@ -27,7 +27,11 @@ Namespace
 ``file.path/.name/...``   ``path name stem suffix dir size url event header kind``
 ``file.kind``             what the content is: ``"image"`` (FITS image), ``"table"`` (FITS
                           table or VOTable) or ``None``; the same test ``send_file`` makes
-``header(KEY, default)``  a FITS header value of the event's file (headers only, lazily)
+``header(KEY, default)``  a FITS header value of the event's file (first headers only)
+
+``file.kind``, ``file.size``, ``file.url`` and ``header()`` read facts the engine computed off
+the event loop before the condition (:mod:`~sampflow.rules.filefacts`): an expression never
+reads a file.
 ``timer.count/.every``    for ``every:`` triggers
 ``vars.NAME``             the file's variables (``vars:`` with ``--set`` overrides)
 ``response``, ``result``  the last ``call`` action's response map and its ``samp.result``
@@ -59,6 +63,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
+from .filefacts import FileFacts
 
 __all__ = [
     "KNOWN_NAMES",
@@ -446,48 +451,35 @@ class Who:
 
 
 class FitsHeader(Mapping[str, Any]):
-    """FITS header keywords of a file, read lazily (headers only, never the data).
+    """FITS header keywords of a file (case-insensitive keys), from its precomputed
+    :class:`~sampflow.rules.filefacts.FileFacts`: the primary header's value first, then each
+    following extension's. Empty when the file is not FITS or was not looked at."""
 
-    A key is looked for in the primary header first, then in each extension's header.
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._cards: dict[str, Any] | None = None
-
-    def _load(self) -> dict[str, Any]:
-        if self._cards is None:
-            from astropy.io import fits
-
-            cards: dict[str, Any] = {}
-            try:
-                with fits.open(self._path, lazy_load_hdus=True, memmap=True) as hdul:
-                    for hdu in hdul:
-                        for key, value in hdu.header.items():
-                            if key and key not in ("COMMENT", "HISTORY", ""):
-                                cards.setdefault(key.upper(), value)
-            except Exception as exc:  # not FITS, unreadable: expressions see no keywords
-                raise ExpressionError(f"cannot read FITS header of {self._path}: {exc}") from exc
-            self._cards = cards
-        return self._cards
+    def __init__(self, cards: Mapping[str, Any]) -> None:
+        self._cards = cards
 
     def __getitem__(self, key: str) -> Any:
-        return self._load()[str(key).upper()]
+        return self._cards[str(key).upper()]
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._load())
+        return iter(self._cards)
 
     def __len__(self) -> int:
-        return len(self._load())
+        return len(self._cards)
 
 
 class FileInfo:
     """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header,
-    kind."""
+    kind.
 
-    __slots__ = ("_kind", "dir", "event", "header", "name", "path", "problem", "stem", "suffix")
+    Content-derived fields (``kind``, ``header``, ``size``, ``url``) come from `facts`,
+    computed off the event loop before the rule's condition is evaluated (no I/O happens here);
+    without facts, ``kind`` is None, ``header`` is empty and ``size`` is -1.
+    """
 
-    def __init__(self, path: str, event: str = "") -> None:
+    __slots__ = ("dir", "event", "facts", "header", "name", "path", "stem", "suffix")
+
+    def __init__(self, path: str, event: str = "", facts: FileFacts | None = None) -> None:
         p = Path(path)
         self.path = str(p)
         self.name = p.name
@@ -495,38 +487,29 @@ class FileInfo:
         self.suffix = "".join(p.suffixes)
         self.dir = str(p.parent)
         self.event = event
-        self.header = FitsHeader(self.path)
-        self._kind: str | None | bool = False  # False: not looked at yet
-        #: Why ``kind`` is None (not FITS, unreadable), once it has been looked at.
-        self.problem: str | None = None
+        self.facts = facts
+        self.header = FitsHeader(facts.headers if facts is not None else {})
 
     @property
     def kind(self) -> str | None:
         """``"image"`` for a FITS image, ``"table"`` for a FITS table or a VOTable, else None
-        (looked at once, headers only, as ``send_file`` does)."""
-        if self._kind is False:
-            from .actions.files import classify  # late: actions import this module
-            from .errors import ActionError
+        (the same test ``send_file`` makes)."""
+        return self.facts.kind if self.facts is not None else None
 
-            try:
-                mtype = classify(self.path)
-            except ActionError as exc:
-                self._kind = None
-                self.problem = str(exc).removeprefix(f"{self.path}: ")
-            else:
-                self._kind = "image" if mtype.startswith("image.") else "table"
-        return self._kind  # type: ignore[return-value]
+    @property
+    def problem(self) -> str | None:
+        """Why ``kind`` is None (not FITS, not a regular file, unreadable), when looked at."""
+        return self.facts.reason if self.facts is not None else None
 
     @property
     def size(self) -> int:
-        try:
-            return os.stat(self.path).st_size
-        except OSError:
-            return -1
+        return self.facts.size if self.facts is not None else -1
 
     @property
     def url(self) -> str:
-        return Path(self.path).resolve().as_uri()
+        if self.facts is not None and self.facts.url:
+            return self.facts.url
+        return Path(os.path.abspath(self.path)).as_uri()
 
     def __str__(self) -> str:
         return self.path
@@ -542,8 +525,13 @@ def _header_fn(info: FileInfo | None) -> Callable[..., Any]:
 
 def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
                     hub: HubState | None = None, rule: str = "",
-                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The names an expression sees for ``event`` (see the module docstring)."""
+                    extra: Mapping[str, Any] | None = None,
+                    facts: FileFacts | None = None) -> dict[str, Any]:
+    """The names an expression sees for ``event`` (see the module docstring).
+
+    For a file event, `facts` (from :func:`~sampflow.rules.filefacts.facts_for`) supply
+    ``file.kind``, ``file.size``, ``file.url`` and ``header()``; evaluation never reads files.
+    """
     ns: dict[str, Any] = {
         "vars": dict(variables), "rule": rule, "event": "", "mtype": None, "params": {},
         "sender": None, "msg_id": None, "call": False, "client": None, "hub_event": None,
@@ -573,7 +561,7 @@ def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
         ns.update(event="hub", hub_event=event.kind,
                   client=Who(event.client_name, event.client_id, event.data))
     elif isinstance(event, FileEvent):
-        info = FileInfo(event.path, event.kind)
+        info = FileInfo(event.path, event.kind, facts)
         ns.update(event="file", file=info)
     elif isinstance(event, TimerEvent):
         ns.update(event="timer", timer={"count": event.count, "every": event.every})
