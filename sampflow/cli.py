@@ -505,11 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``sampflow`` command with `argv`; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
-    return int(args.func(args) or 0)
+    """Run the ``sampflow`` command with `argv`; returns the exit status (130 after a Ctrl-C
+    that came before a command could install its own handling, without a traceback)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _setup_logging(args.verbose)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sampflow: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

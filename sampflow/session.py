@@ -10,6 +10,10 @@
   with exponential backoff (in ``auto``, starting a hub itself if none comes back);
 - on SIGINT / SIGTERM it stops the triggers, lets running actions finish (bounded),
   unregisters, stops an embedded hub (which removes its lockfile) and returns 0.
+
+Signals: the handlers stay installed until the shutdown has finished, so a second Ctrl-C (or
+a SIGTERM) during it is only logged and cannot interrupt the unregistration or leave an owned
+hub's lockfile behind; each shutdown step runs even when an earlier one failed.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class RunSession:
 
     def request_stop(self) -> None:
         """Ask the session to stop (what SIGINT and SIGTERM do)."""
+        if self._stop.is_set():
+            log.info("already stopping: unregistering and stopping the hub first")
+            return
+        log.info("stopping")
         self._stop.set()
 
     async def run(self) -> int:
@@ -101,19 +109,21 @@ class RunSession:
                 loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
-        await self.engine.start()
         try:
+            await self.engine.start()
             return await self._connection_loop()
         except HubAlreadyRunning as exc:
             log.error("%s", exc)
             return 1
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError):
-                    pass
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    try:
+                        loop.remove_signal_handler(sig)
+                    except (NotImplementedError, RuntimeError):
+                        pass
 
     async def _connection_loop(self) -> int:
         if self.engine.dry_run and self.hub_mode != "connect" and not await self._hub_alive():
@@ -215,10 +225,19 @@ class RunSession:
             return False
 
     async def _shutdown(self) -> None:
-        await self.engine.stop(self.stop_timeout)
-        if self.client is not None:
-            await self.client.disconnect()
+        """Stop the engine, unregister, stop an embedded hub: each step even if one failed."""
+        self._stop.set()
+        try:
+            await self.engine.stop(self.stop_timeout)
+        except Exception:
+            log.exception("stopping the rules engine failed")
+        try:
+            if self.client is not None:
+                await self.client.disconnect()
+        except Exception:
+            log.exception("unregistering from the hub failed")
+        finally:
             self.client = None
-        if self.hub is not None:
-            await self.hub.stop()
-            self.hub = None
+            if self.hub is not None:
+                hub, self.hub = self.hub, None
+                await hub.stop()
