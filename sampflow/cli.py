@@ -301,10 +301,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         session = RunSession(engine, client_name=ruleset.client.get("name", "sampflow"),
                              hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
-        return await session.run()
+        finished.append(await session.run())
+        return finished[-1]
 
+    finished: list[int] = []
     try:
         return asyncio.run(main())
+    except KeyboardInterrupt:
+        if finished:  # a late Ctrl-C after a clean stop does not change the outcome
+            return finished[-1]
+        raise
     finally:
         ledger.close()
 

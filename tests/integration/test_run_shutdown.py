@@ -21,7 +21,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from samphub import EngineRun, Recorder
@@ -138,7 +137,7 @@ def test_ctrl_c_before_the_loop_runs_exits_quietly(tmp_path: Path) -> None:
     try:
         time.sleep(2.0)  # imports done; still loading the rules (about 1 MiB)
         os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
