@@ -9,6 +9,7 @@ condition saw as ``file.kind``. Local paths become ``file://`` URLs; the URL dou
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from ..errors import ActionError
