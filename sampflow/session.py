@@ -57,7 +57,9 @@ class RunSession:
     hub_setup : callable, optional
         ``async hub_setup(hub)``, run after an embedded hub starts (the Web Profile).
     stop_timeout : float
-        Seconds running actions get to finish at shutdown.
+        Seconds running actions get to finish at shutdown before they are cancelled (so that
+        a stop takes a few seconds even during a burst; file runs cut short stay unfinished
+        in the delivery ledger and run at the next start).
 
     Raises
     ------
@@ -69,7 +71,7 @@ class RunSession:
                  hub_mode: str = "auto", lockfile: str | None = None, heartbeat: float = 2.0,
                  max_backoff: float = 10.0,
                  hub_setup: Callable[[AsyncHub], Any] | None = None,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 3.0) -> None:
         if hub_mode not in HUB_MODES:
             raise ValueError(f"hub mode must be one of {', '.join(HUB_MODES)}, not {hub_mode!r}")
         self.engine = engine

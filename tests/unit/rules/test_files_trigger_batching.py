@@ -33,7 +33,7 @@ async def test_a_burst_while_the_loop_is_busy_wakes_it_once_per_batch(tmp_path: 
         n = 2000
         for i in range(n):  # the loop is blocked meanwhile: every event queues up
             (tmp_path / f"f{i:04d}.fits").write_bytes(b"x")
-        time.sleep(0.5)
+        time.sleep(0.5)  # noqa: ASYNC251 - keeps the loop busy on purpose
         deadline = time.monotonic() + 30
         while len(set(fired)) < n:
             assert time.monotonic() < deadline, f"{len(set(fired))} of {n} files fired"
