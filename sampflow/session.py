@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +31,77 @@ from .samp.client.aio import AsyncSAMPClient
 from .samp.errors import SAMPHubError
 from .samp.hub.server import AsyncHub, HubAlreadyRunning
 
-__all__ = ["RunSession", "HUB_MODES"]
+__all__ = ["HUB_MODES", "RunSession", "StopSignals"]
 
 log = logging.getLogger("sampflow.run")
 
 HUB_MODES = ("auto", "connect", "start")
+
+
+class StopSignals:
+    """SIGINT and SIGTERM call `callback` on `loop`, and are never lost.
+
+    ``loop.add_signal_handler`` learns of a signal only through a byte the C handler writes
+    into the loop's self-pipe, the same pipe every ``call_soon_threadsafe`` from a worker
+    thread writes to: under a burst of thread wake-ups the pipe is full, the write fails
+    ("Exception ignored when trying to write to the signal wakeup fd: BlockingIOError") and
+    the signal is gone. Here the wake-up goes to a socket of its own (only signals write to
+    it), and the Python-level handler, which the interpreter runs on the main thread whatever
+    the state of any pipe, queues `callback` with ``call_soon_threadsafe`` (queued even when
+    that pipe is full).
+
+    Parameters
+    ----------
+    loop : asyncio.AbstractEventLoop
+        The running loop (of the main thread).
+    callback : callable
+        Called on the loop once per signal.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._previous: dict[int, Any] = {}
+        self._old_wakeup = -1
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+
+    def install(self) -> None:
+        """Install the handlers (nothing happens outside the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._sockets = (reader, writer)
+        self._old_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._loop.add_reader(reader.fileno(), self._drain)
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self._loop.call_soon_threadsafe(self._callback)
+
+    def _drain(self) -> None:
+        assert self._sockets is not None
+        try:
+            while self._sockets[0].recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def remove(self) -> None:
+        """Restore the previous handlers and wake-up fd."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+        if self._sockets is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            self._loop.remove_reader(self._sockets[0].fileno())
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = None
 
 
 class RunSession:
@@ -105,12 +173,8 @@ class RunSession:
         int
             0 after a clean stop, 1 when ``start`` mode finds another live hub.
         """
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                pass
+        signals = StopSignals(asyncio.get_running_loop(), self.request_stop)
+        signals.install()
         try:
             await self.engine.start()
             return await self._connection_loop()
@@ -121,11 +185,7 @@ class RunSession:
             try:
                 await self._shutdown()
             finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    try:
-                        loop.remove_signal_handler(sig)
-                    except (NotImplementedError, RuntimeError):
-                        pass
+                signals.remove()
 
     async def _connection_loop(self) -> int:
         if self.engine.dry_run and self.hub_mode != "connect" and not await self._hub_alive():
