@@ -302,6 +302,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         session = RunSession(engine, client_name=ruleset.client.get("name", "sampflow"),
                              hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
         finished.append(await session.run())
+        # Stopped cleanly (unregistered, lockfile removed): a late Ctrl-C or SIGTERM while
+        # the interpreter exits must not turn status 0 into a KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         return finished[-1]
 
     finished: list[int] = []
