@@ -302,10 +302,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         session = RunSession(engine, client_name=ruleset.client.get("name", "sampflow"),
                              hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
-        return await session.run()
+        finished.append(await session.run())
+        # Stopped cleanly (unregistered, lockfile removed): a late Ctrl-C or SIGTERM while
+        # the interpreter exits must not turn status 0 into a KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        return finished[-1]
 
+    finished: list[int] = []
     try:
         return asyncio.run(main())
+    except KeyboardInterrupt:
+        if finished:  # a late Ctrl-C after a clean stop does not change the outcome
+            return finished[-1]
+        raise
     finally:
         ledger.close()
 
@@ -519,11 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``sampflow`` command with `argv`; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
-    return int(args.func(args) or 0)
+    """Run the ``sampflow`` command with `argv`; returns the exit status (130 after a Ctrl-C
+    that came before a command could install its own handling, without a traceback)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _setup_logging(args.verbose)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sampflow: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@
   with exponential backoff (in ``auto``, starting a hub itself if none comes back);
 - on SIGINT / SIGTERM it stops the triggers, lets running actions finish (bounded),
   unregisters, stops an embedded hub (which removes its lockfile) and returns 0.
+
+Signals: the handlers stay installed until the shutdown has finished, so a second Ctrl-C (or
+a SIGTERM) during it is only logged and cannot interrupt the unregistration or leave an owned
+hub's lockfile behind; each shutdown step runs even when an earlier one failed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,11 +31,77 @@ from .samp.client.aio import AsyncSAMPClient
 from .samp.errors import SAMPHubError
 from .samp.hub.server import AsyncHub, HubAlreadyRunning
 
-__all__ = ["RunSession", "HUB_MODES"]
+__all__ = ["HUB_MODES", "RunSession", "StopSignals"]
 
 log = logging.getLogger("sampflow.run")
 
 HUB_MODES = ("auto", "connect", "start")
+
+
+class StopSignals:
+    """SIGINT and SIGTERM call `callback` on `loop`, and are never lost.
+
+    ``loop.add_signal_handler`` learns of a signal only through a byte the C handler writes
+    into the loop's self-pipe, the same pipe every ``call_soon_threadsafe`` from a worker
+    thread writes to: under a burst of thread wake-ups the pipe is full, the write fails
+    ("Exception ignored when trying to write to the signal wakeup fd: BlockingIOError") and
+    the signal is gone. Here the wake-up goes to a socket of its own (only signals write to
+    it), and the Python-level handler, which the interpreter runs on the main thread whatever
+    the state of any pipe, queues `callback` with ``call_soon_threadsafe`` (queued even when
+    that pipe is full).
+
+    Parameters
+    ----------
+    loop : asyncio.AbstractEventLoop
+        The running loop (of the main thread).
+    callback : callable
+        Called on the loop once per signal.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._previous: dict[int, Any] = {}
+        self._old_wakeup = -1
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+
+    def install(self) -> None:
+        """Install the handlers (nothing happens outside the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._sockets = (reader, writer)
+        self._old_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._loop.add_reader(reader.fileno(), self._drain)
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self._loop.call_soon_threadsafe(self._callback)
+
+    def _drain(self) -> None:
+        assert self._sockets is not None
+        try:
+            while self._sockets[0].recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def remove(self) -> None:
+        """Restore the previous handlers and wake-up fd."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+        if self._sockets is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            self._loop.remove_reader(self._sockets[0].fileno())
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = None
 
 
 class RunSession:
@@ -53,7 +125,9 @@ class RunSession:
     hub_setup : callable, optional
         ``async hub_setup(hub)``, run after an embedded hub starts (the Web Profile).
     stop_timeout : float
-        Seconds running actions get to finish at shutdown.
+        Seconds running actions get to finish at shutdown before they are cancelled (so that
+        a stop takes a few seconds even during a burst; file runs cut short stay unfinished
+        in the delivery ledger and run at the next start).
 
     Raises
     ------
@@ -65,7 +139,7 @@ class RunSession:
                  hub_mode: str = "auto", lockfile: str | None = None, heartbeat: float = 2.0,
                  max_backoff: float = 10.0,
                  hub_setup: Callable[[AsyncHub], Any] | None = None,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 3.0) -> None:
         if hub_mode not in HUB_MODES:
             raise ValueError(f"hub mode must be one of {', '.join(HUB_MODES)}, not {hub_mode!r}")
         self.engine = engine
@@ -85,6 +159,10 @@ class RunSession:
 
     def request_stop(self) -> None:
         """Ask the session to stop (what SIGINT and SIGTERM do)."""
+        if self._stop.is_set():
+            log.info("already stopping: unregistering and stopping the hub first")
+            return
+        log.info("stopping")
         self._stop.set()
 
     async def run(self) -> int:
@@ -95,25 +173,19 @@ class RunSession:
         int
             0 after a clean stop, 1 when ``start`` mode finds another live hub.
         """
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                pass
-        await self.engine.start()
+        signals = StopSignals(asyncio.get_running_loop(), self.request_stop)
+        signals.install()
         try:
+            await self.engine.start()
             return await self._connection_loop()
         except HubAlreadyRunning as exc:
             log.error("%s", exc)
             return 1
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError):
-                    pass
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                signals.remove()
 
     async def _connection_loop(self) -> int:
         if self.engine.dry_run and self.hub_mode != "connect" and not await self._hub_alive():
@@ -215,10 +287,19 @@ class RunSession:
             return False
 
     async def _shutdown(self) -> None:
-        await self.engine.stop(self.stop_timeout)
-        if self.client is not None:
-            await self.client.disconnect()
+        """Stop the engine, unregister, stop an embedded hub: each step even if one failed."""
+        self._stop.set()
+        try:
+            await self.engine.stop(self.stop_timeout)
+        except Exception:
+            log.exception("stopping the rules engine failed")
+        try:
+            if self.client is not None:
+                await self.client.disconnect()
+        except Exception:
+            log.exception("unregistering from the hub failed")
+        finally:
             self.client = None
-        if self.hub is not None:
-            await self.hub.stop()
-            self.hub = None
+            if self.hub is not None:
+                hub, self.hub = self.hub, None
+                await hub.stop()

@@ -14,7 +14,8 @@ only through :class:`~sampflow.rules.messenger.Messenger`.
 
 Dispatch: SAMP messages and hub events go through an :class:`~.triggers.bus.EventBus` indexed by
 MType pattern and event kind; files and timers fire their rule directly. A firing's conditions
-are evaluated when it fires; then the rule's :class:`~.runner.RuleRunner` applies key,
+are evaluated when it fires (a file firing first gets the file's facts, off the loop, from
+:mod:`~sampflow.rules.filefacts`: ``file.kind`` and ``header()`` never read the file); then the rule's :class:`~.runner.RuleRunner` applies key,
 debounce, throttle and mode, and runs the actions. A failing action is logged with its rule and
 the engine goes on. Each firing produces a :class:`~.trace.FiringRecord`.
 
@@ -39,6 +40,7 @@ from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
 from .expr import FileInfo, build_namespace
+from .filefacts import FileFacts, facts_for
 from .guard import EchoGuard
 from .ledger import Ledger
 from .messenger import Messenger, error, ok, warning
@@ -150,6 +152,8 @@ class Engine:
         self._detach: list[Callable[[], None]] = []
         self._pending_client = client
         self._started = False
+        self._stopping = False
+        self._looking: set[asyncio.Task[Outcome]] = set()  # file firings awaiting their facts
         self.firings = 0
         self.ledger = ledger if ledger is not None else Ledger(None)
         self.deliveries = FileDeliveries(self.ledger, dry_run=dry_run)
@@ -169,6 +173,7 @@ class Engine:
         if self._started:
             return
         self._started = True
+        self._stopping = False
         for rule in self.rules:
             self._runners[rule.name] = RuleRunner(rule, self._make_execute(rule))
             for trigger in rule.triggers:
@@ -245,6 +250,7 @@ class Engine:
         """Stop the triggers, let running actions finish for up to ``timeout`` seconds, then
         cancel the rest. The client is left registered (the caller unregisters it). Files
         whose runs were cut short stay unfinished in the ledger and run at the next start."""
+        self._stopping = True
         if self._retry_task is not None:
             self._retry_task.cancel()
             self._retry_task = None
@@ -257,6 +263,8 @@ class Engine:
             except Exception as exc:  # pragma: no cover - defensive
                 log.warning("stopping a trigger failed: %s", exc)
         self._detach.clear()
+        for task in list(self._looking):
+            task.cancel()
         if self._runners:
             await asyncio.gather(*(r.stop(timeout) for r in self._runners.values()))
         if self.client is not None and self.client.on_message == self.handle_message:
@@ -268,9 +276,11 @@ class Engine:
     async def wait_idle(self) -> None:
         """Wait until no rule is running, queued or debouncing (useful in tests)."""
         while True:
+            while self._looking:
+                await asyncio.wait(set(self._looking))
             await asyncio.gather(*(r.wait_idle() for r in self._runners.values()))
             await asyncio.sleep(0)
-            if all(r._idle.is_set() for r in self._runners.values()):
+            if not self._looking and all(r._idle.is_set() for r in self._runners.values()):
                 return
 
     # -- incoming SAMP -----------------------------------------------------------------------
@@ -376,8 +386,34 @@ class Engine:
         tracked = isinstance(event, FileEvent) and isinstance(trigger, FilesTrigger)
         if tracked and self.deliveries.already_sent(rule, event):  # type: ignore[arg-type]
             return None
+        if isinstance(event, FileEvent):
+            return self._fire_file(rule, trigger, event)
+        return self._fire_with(rule, trigger, event, None)
+
+    def _fire_file(self, rule: Rule, trigger: Trigger, event: FileEvent
+                   ) -> asyncio.Future[Outcome]:
+        """A file firing first gets the file's facts (kind, FITS headers, size) off the loop,
+        then evaluates the condition with them; the future's outcome is ``skipped`` when the
+        condition does not hold."""
+        async def look_then_fire() -> Outcome:
+            facts = await facts_for(event.path)
+            if self._stopping:
+                return Outcome("dropped", reason="stopping")
+            fut = self._fire_with(rule, trigger, event, facts)
+            if fut is None:
+                return Outcome("skipped", reason="condition not met")
+            return await asyncio.shield(fut)  # stop() cancels the look, not the run
+
+        task = asyncio.ensure_future(look_then_fire())
+        self._looking.add(task)
+        task.add_done_callback(self._looking.discard)
+        return task
+
+    def _fire_with(self, rule: Rule, trigger: Trigger, event: Event, facts: FileFacts | None
+                   ) -> asyncio.Future[Outcome] | None:
+        tracked = isinstance(event, FileEvent) and isinstance(trigger, FilesTrigger)
         ns = build_namespace(event, variables=self.ruleset.vars, hub=self.directory,
-                             rule=rule.name)
+                             rule=rule.name, facts=facts)
         try:
             if rule.condition is not None and not rule.condition.check(ns):
                 if tracked:

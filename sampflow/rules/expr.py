@@ -27,7 +27,11 @@ Namespace
 ``file.path/.name/...``   ``path name stem suffix dir size url event header kind``
 ``file.kind``             what the content is: ``"image"`` (FITS image), ``"table"`` (FITS
                           table or VOTable) or ``None``; the same test ``send_file`` makes
-``header(KEY, default)``  a FITS header value of the event's file (headers only, lazily)
+``header(KEY, default)``  a FITS header value of the event's file (first headers only)
+
+``file.kind``, ``file.size``, ``file.url`` and ``header()`` read facts the engine computed off
+the event loop before the condition (:mod:`~sampflow.rules.filefacts`): an expression never
+reads a file.
 ``timer.count/.every``    for ``every:`` triggers
 ``vars.NAME``             the file's variables (``vars:`` with ``--set`` overrides)
 ``response``, ``result``  the last ``call`` action's response map and its ``samp.result``
@@ -59,12 +63,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
+from .filefacts import FileFacts
 
 __all__ = [
     "KNOWN_NAMES",
     "And",
     "Condition",
     "ExprCondition",
+    "ExpressionSyntaxError",
     "FileInfo",
     "HubState",
     "Not",
@@ -88,6 +94,43 @@ KNOWN_NAMES = frozenset(
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
+# Words of the expression language that jinja2's parser, where it expects a value, reads as
+# plain names (``a and and`` parses as ``a and (the variable 'and')``).
+_KEYWORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "elif"})
+_VALUE_BEFORE = frozenset({"name", "string", "integer", "float"})
+
+
+class ExpressionSyntaxError(ExpressionError):
+    """A syntax error in an expression; ``offset`` is the 0-based index in the source string
+    where it was found, or None when the parser could not tell."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _keyword_offset(source: str, word: str) -> int | None:
+    """Index in ``source`` of the first ``word`` token standing where a value was expected."""
+    try:
+        tokens = list(ENV.lexer.tokeniter(source, None))
+    except TemplateError:
+        return None
+    if "".join(value for _, _, value in tokens) != source:
+        return None  # the lexer normalised something: offsets would be wrong
+    pos, previous = 0, None
+    for _, kind, value in tokens:
+        if kind == "name" and value == word:
+            after_value = previous is not None and (
+                previous[0] in _VALUE_BEFORE and not (previous[0] == "name"
+                                                      and previous[1] in _KEYWORDS)
+                or previous[0] == "operator" and previous[1] in (")", "]", "}"))
+            if not after_value:
+                return pos
+        if kind != "whitespace":
+            previous = (kind, value)
+        pos += len(value)
+    return None
+
 
 def _glob(value: Any, pattern: str) -> bool:
     return fnmatch.fnmatchcase(str(value).lower(), str(pattern).lower())
@@ -107,9 +150,15 @@ def _make_env() -> ImmutableSandboxedEnvironment:
 ENV = _make_env()
 
 
-def _check_names(ast: nodes.Template, known_vars: Mapping[str, Any] | None, allowed: frozenset[str]
-                 ) -> None:
-    unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+def _check_names(ast: nodes.Template, known_vars: Mapping[str, Any] | None, allowed: frozenset[str],
+                 source: str = "") -> None:
+    undeclared = meta.find_undeclared_variables(ast)
+    misplaced = sorted(undeclared & _KEYWORDS)
+    if misplaced:
+        word = misplaced[0]
+        offset = _keyword_offset(source, word)
+        raise ExpressionSyntaxError(f"syntax error: {word!r} where a value was expected", offset)
+    unknown = sorted(undeclared - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -193,8 +242,10 @@ def compile_template(source: str, where: str = "<string>", *,
 
     Raises
     ------
+    ExpressionSyntaxError
+        On a syntax error (``offset`` says where in `source`, when known).
     ExpressionError
-        On a syntax error or an unknown name.
+        On an unknown name.
 
     Examples
     --------
@@ -211,16 +262,22 @@ def compile_template(source: str, where: str = "<string>", *,
     try:
         if m and "{{" not in m.group("expr") and "}}" not in m.group("expr"):
             expr = m.group("expr").strip()
-            ast = ENV.parse("{{ " + expr + " }}")
-            _check_names(ast, known_vars, allowed)
+            wrapped = "{{ " + expr + " }}"
+            ast = ENV.parse(wrapped)
+            try:
+                _check_names(ast, known_vars, allowed, wrapped)
+            except ExpressionSyntaxError as exc:
+                if exc.offset is not None:
+                    exc.offset += source.find(expr) - 3
+                raise
             compiled = ENV.compile_expression(expr, undefined_to_none=False)
             return Template(source, where, lambda ns: compiled(**ns), "native")
         ast = ENV.parse(source)
-        _check_names(ast, known_vars, allowed)
+        _check_names(ast, known_vars, allowed, source)
         tmpl = ENV.from_string(source)
         return Template(source, where, tmpl.render, "text")
     except TemplateError as exc:
-        raise ExpressionError(f"template syntax error: {exc.message or exc}") from exc
+        raise ExpressionSyntaxError(f"template syntax error: {exc.message or exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +358,12 @@ def compile_condition(source: str, where: str = "<string>", *,
         text = m.group("expr").strip()
     if not text:
         raise ExpressionError("empty condition")
-    tmpl = compile_template("{{ " + text + " }}", where, known_vars=known_vars)
+    try:
+        tmpl = compile_template("{{ " + text + " }}", where, known_vars=known_vars)
+    except ExpressionSyntaxError as exc:
+        if exc.offset is not None:
+            exc.offset += source.find(text) - 3
+        raise
     return ExprCondition(Template(source, where, tmpl._fn, "native"))
 
 
@@ -389,48 +451,35 @@ class Who:
 
 
 class FitsHeader(Mapping[str, Any]):
-    """FITS header keywords of a file, read lazily (headers only, never the data).
+    """FITS header keywords of a file (case-insensitive keys), from its precomputed
+    :class:`~sampflow.rules.filefacts.FileFacts`: the primary header's value first, then each
+    following extension's. Empty when the file is not FITS or was not looked at."""
 
-    A key is looked for in the primary header first, then in each extension's header.
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._cards: dict[str, Any] | None = None
-
-    def _load(self) -> dict[str, Any]:
-        if self._cards is None:
-            from astropy.io import fits
-
-            cards: dict[str, Any] = {}
-            try:
-                with fits.open(self._path, lazy_load_hdus=True, memmap=True) as hdul:
-                    for hdu in hdul:
-                        for key, value in hdu.header.items():
-                            if key and key not in ("COMMENT", "HISTORY", ""):
-                                cards.setdefault(key.upper(), value)
-            except Exception as exc:  # not FITS, unreadable: expressions see no keywords
-                raise ExpressionError(f"cannot read FITS header of {self._path}: {exc}") from exc
-            self._cards = cards
-        return self._cards
+    def __init__(self, cards: Mapping[str, Any]) -> None:
+        self._cards = cards
 
     def __getitem__(self, key: str) -> Any:
-        return self._load()[str(key).upper()]
+        return self._cards[str(key).upper()]
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._load())
+        return iter(self._cards)
 
     def __len__(self) -> int:
-        return len(self._load())
+        return len(self._cards)
 
 
 class FileInfo:
     """What expressions see as ``file``: path, name, stem, suffix, dir, size, url, event, header,
-    kind."""
+    kind.
 
-    __slots__ = ("_kind", "dir", "event", "header", "name", "path", "problem", "stem", "suffix")
+    Content-derived fields (``kind``, ``header``, ``size``, ``url``) come from `facts`,
+    computed off the event loop before the rule's condition is evaluated (no I/O happens here);
+    without facts, ``kind`` is None, ``header`` is empty and ``size`` is -1.
+    """
 
-    def __init__(self, path: str, event: str = "") -> None:
+    __slots__ = ("dir", "event", "facts", "header", "name", "path", "stem", "suffix")
+
+    def __init__(self, path: str, event: str = "", facts: FileFacts | None = None) -> None:
         p = Path(path)
         self.path = str(p)
         self.name = p.name
@@ -438,38 +487,29 @@ class FileInfo:
         self.suffix = "".join(p.suffixes)
         self.dir = str(p.parent)
         self.event = event
-        self.header = FitsHeader(self.path)
-        self._kind: str | None | bool = False  # False: not looked at yet
-        #: Why ``kind`` is None (not FITS, unreadable), once it has been looked at.
-        self.problem: str | None = None
+        self.facts = facts
+        self.header = FitsHeader(facts.headers if facts is not None else {})
 
     @property
     def kind(self) -> str | None:
         """``"image"`` for a FITS image, ``"table"`` for a FITS table or a VOTable, else None
-        (looked at once, headers only, as ``send_file`` does)."""
-        if self._kind is False:
-            from .actions.files import classify  # late: actions import this module
-            from .errors import ActionError
+        (the same test ``send_file`` makes)."""
+        return self.facts.kind if self.facts is not None else None
 
-            try:
-                mtype = classify(self.path)
-            except ActionError as exc:
-                self._kind = None
-                self.problem = str(exc).removeprefix(f"{self.path}: ")
-            else:
-                self._kind = "image" if mtype.startswith("image.") else "table"
-        return self._kind  # type: ignore[return-value]
+    @property
+    def problem(self) -> str | None:
+        """Why ``kind`` is None (not FITS, not a regular file, unreadable), when looked at."""
+        return self.facts.reason if self.facts is not None else None
 
     @property
     def size(self) -> int:
-        try:
-            return os.stat(self.path).st_size
-        except OSError:
-            return -1
+        return self.facts.size if self.facts is not None else -1
 
     @property
     def url(self) -> str:
-        return Path(self.path).resolve().as_uri()
+        if self.facts is not None and self.facts.url:
+            return self.facts.url
+        return Path(os.path.abspath(self.path)).as_uri()
 
     def __str__(self) -> str:
         return self.path
@@ -485,8 +525,13 @@ def _header_fn(info: FileInfo | None) -> Callable[..., Any]:
 
 def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
                     hub: HubState | None = None, rule: str = "",
-                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The names an expression sees for ``event`` (see the module docstring)."""
+                    extra: Mapping[str, Any] | None = None,
+                    facts: FileFacts | None = None) -> dict[str, Any]:
+    """The names an expression sees for ``event`` (see the module docstring).
+
+    For a file event, `facts` (from :func:`~sampflow.rules.filefacts.facts_for`) supply
+    ``file.kind``, ``file.size``, ``file.url`` and ``header()``; evaluation never reads files.
+    """
     ns: dict[str, Any] = {
         "vars": dict(variables), "rule": rule, "event": "", "mtype": None, "params": {},
         "sender": None, "msg_id": None, "call": False, "client": None, "hub_event": None,
@@ -516,7 +561,7 @@ def build_namespace(event: Event | None, *, variables: Mapping[str, Any],
         ns.update(event="hub", hub_event=event.kind,
                   client=Who(event.client_name, event.client_id, event.data))
     elif isinstance(event, FileEvent):
-        info = FileInfo(event.path, event.kind)
+        info = FileInfo(event.path, event.kind, facts)
         ns.update(event="file", file=info)
     elif isinstance(event, TimerEvent):
         ns.update(event="timer", timer={"count": event.count, "every": event.every})

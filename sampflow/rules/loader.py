@@ -5,6 +5,17 @@ Every scalar is read as a string with its position kept (pyyaml's ``BaseLoader``
 Strings become numbers, booleans or durations only in fields that want one, following the table
 in :mod:`sampflow.rules.spec`. Duplicate keys are errors.
 
+Hostile input
+-------------
+A rule file is treated as untrusted input, with documented limits, each refused with one
+``file:line:col: reason`` line rather than a hang or a traceback:
+
+* at most :data:`MAX_FILE_BYTES` (1 MiB) per file, checked before it is read;
+* YAML nesting at most :data:`MAX_DEPTH` (100) levels;
+* aliases (``*name``) may add at most :data:`MAX_ALIAS_NODES` (10,000) nodes in all once
+  expanded (a "billion laughs" stops at the alias that crosses the bound), and an alias may
+  not refer to the collection that contains it.
+
 Errors are collected for the whole file (a bad rule does not stop the others being checked) and
 raised together as :class:`~sampflow.rules.errors.RuleFileError`, one line each::
 
@@ -23,21 +34,76 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import model as m
 from .errors import ExpressionError, Problem, RuleFileError
-from .expr import And, Not, Or, compile_condition, compile_template
+from .expr import And, ExpressionSyntaxError, Not, Or, compile_condition, compile_template
 from .spec import ACTION_OPTIONS, ACTIONS, RULE_FIELDS, TOP_FIELDS, TRIGGERS, F, ItemType, K
 
-__all__ = ["RuleFileLoader", "load", "load_file", "load_files", "load_paths", "parse_duration"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_FILE_BYTES", "RuleFileLoader", "load", "load_file",
+           "load_files", "load_paths", "parse_duration"]
+
+#: Largest rule file accepted, in bytes (characters for a text given to :func:`load`).
+MAX_FILE_BYTES = 1024 * 1024
+#: Deepest YAML nesting accepted (collections inside collections).
+MAX_DEPTH = 100
+#: Most nodes that aliases may add to the document once expanded.
+MAX_ALIAS_NODES = 10_000
+
+
+class RuleFileLimitError(yaml.MarkedYAMLError):
+    """A rule file crossed one of the loader's limits; ``problem_mark`` says where."""
 
 
 class RuleFileLoader(yaml.BaseLoader):
-    """pyyaml loader with ``BaseLoader`` resolution: every scalar is a plain string."""
+    """pyyaml loader with ``BaseLoader`` resolution: every scalar is a plain string.
+
+    The composer is bounded: nesting deeper than :data:`MAX_DEPTH`, aliases adding more than
+    :data:`MAX_ALIAS_NODES` nodes and self-referring aliases raise :class:`RuleFileLimitError`.
+    Aliases share the anchored node (composition stays linear); the bound is on the size the
+    checker would walk.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0  # nodes composed, counting each alias as its target's size
+        self._aliased = 0  # nodes added by aliases
+        self._sizes: dict[int, int] = {}  # id(anchored node) -> its expanded size
+
+    def _limit(self, mark: Any, reason: str) -> RuleFileLimitError:
+        return RuleFileLimitError(None, None, reason, mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                size = self._sizes.get(id(target))
+                if size is None:
+                    raise self._limit(event.start_mark, f"alias *{event.anchor} refers to the "
+                                      "collection that contains it")
+                self._expanded += size
+                self._aliased += size
+                if self._aliased > MAX_ALIAS_NODES:
+                    raise self._limit(event.start_mark, f"alias *{event.anchor}: aliases "
+                                      f"expand to more than {MAX_ALIAS_NODES:,} nodes")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise self._limit(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        before = self._expanded
+        self._expanded += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if getattr(event, "anchor", None):
+            self._sizes[id(node)] = self._expanded - before
+        return node
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.IGNORECASE)
@@ -79,6 +145,24 @@ class _Checker:
     def problem(self, node: yaml.Node, path: str, reason: str) -> None:
         mark = node.start_mark
         self.problems.append(Problem(self.file, mark.line + 1, mark.column + 1, path, reason))
+
+    def expression_problem(self, node: yaml.Node, path: str, exc: ExpressionError) -> None:
+        """Report ``exc``; a syntax error at the exact column when the scalar's source maps
+        one to one onto its value (one line, no escapes)."""
+        offset = exc.offset if isinstance(exc, ExpressionSyntaxError) else None
+        mark = node.start_mark
+        if offset is not None and isinstance(node, yaml.ScalarNode) and mark.buffer:
+            quote = 1 if node.style in ("'", '"') else 0
+            start = mark.pointer + quote
+            raw = mark.buffer[start:start + len(node.value)]
+            if raw == node.value and "\n" not in raw and node.style in (None, "'", '"'):
+                self.problems.append(Problem(self.file, mark.line + 1,
+                                             mark.column + 1 + quote + offset, path, str(exc)))
+                return
+        text = str(exc)
+        if offset is not None:
+            text += f" (at character {offset + 1} of the expression)"
+        self.problem(node, path, text)
 
     def where(self, node: yaml.Node) -> str:
         return f"{self.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
@@ -135,7 +219,7 @@ class _Checker:
         try:
             return compile_template(text, self.where(node), known_vars=self.vars)
         except ExpressionError as exc:
-            self.problem(node, path, str(exc))
+            self.expression_problem(node, path, exc)
             return _SKIP
 
     def value(self, node: yaml.Node, path: str) -> Any:
@@ -166,7 +250,7 @@ class _Checker:
         try:
             return compile_condition(text, self.where(node), known_vars=self.vars)
         except ExpressionError as exc:
-            self.problem(node, path, str(exc))
+            self.expression_problem(node, path, exc)
             return _SKIP
 
     # -- fields ------------------------------------------------------------------------------
@@ -394,9 +478,22 @@ def _plain(node: yaml.Node) -> Any:
     return node.value
 
 
+def _too_big(size: int, filename: str) -> Problem:
+    return Problem(filename, 1, 1, "", f"the file is {size / 2**20:.1f} MiB; the limit for a rule "
+                   f"file is {MAX_FILE_BYTES / 2**20:g} MiB")
+
+
 def _document(text: str, filename: str) -> yaml.Node | Problem:
+    if len(text) > MAX_FILE_BYTES:
+        return _too_big(len(text), filename)
     try:
         node = yaml.compose(text, Loader=RuleFileLoader)
+    except RuleFileLimitError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return Problem(filename, line, col, "", str(exc.problem))
+    except RecursionError:  # pragma: no cover - MAX_DEPTH is far below Python's limit
+        return Problem(filename, 1, 1, "", f"nested more than {MAX_DEPTH} levels deep")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -542,7 +639,13 @@ def load_paths(paths: Iterable[str | os.PathLike[str]],
     problems = []
     for p in paths:
         try:
-            sources.append((str(p), Path(p).read_text(encoding="utf-8")))
+            with open(p, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                data = b"" if size > MAX_FILE_BYTES else f.read(MAX_FILE_BYTES + 1)
+            if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+                problems.append(_too_big(max(size, len(data)), str(p)))
+                continue
+            sources.append((str(p), data.decode("utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(p), 0, 0, "", f"cannot read: {exc}"))
     if problems:

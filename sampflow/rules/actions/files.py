@@ -1,73 +1,42 @@
 """``send_file``: send a file by what it is.
 
 A VOTable goes as ``table.load.votable``, a FITS image as ``image.load.fits`` and a FITS table as
-``table.load.fits``, decided by looking inside with astropy (headers only). Local paths become
-``file://`` URLs; the URL doubles as ``table-id`` / ``image-id`` so later row messages about it
-can be matched.
+``table.load.fits``, decided from the file's content by :mod:`~sampflow.rules.filefacts`
+(headers only, bounded, off the event loop, regular files only): the same facts the rule's
+condition saw as ``file.kind``. Local paths become ``file://`` URLs; the URL doubles as
+``table-id`` / ``image-id`` so later row messages about it can be matched.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import os
 
 from ..errors import ActionError
 from ..events import FileEvent
+from ..filefacts import facts_for, read_facts
 from ..model import SendFile
 from .base import ActionContext
+from .tables import url_to_path
 
 __all__ = ["classify", "send_file"]
-
-_GZIP = b"\x1f\x8b"
-_BZIP = b"BZh"
 
 
 def classify(path: str) -> str:
     """The MType that loads ``path``: image.load.fits, table.load.fits or table.load.votable.
 
+    Blocking but bounded (see :func:`~sampflow.rules.filefacts.read_facts`); the engine uses
+    :func:`~sampflow.rules.filefacts.facts_for` instead, off the event loop.
+
     Raises
     ------
     ActionError
-        If the file is neither FITS (image or table) nor a VOTable.
+        If the file is neither FITS (image or table) nor a VOTable, or is not a regular file.
     """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(80)
-    except OSError as exc:
-        raise ActionError(f"cannot read {path}: {exc}") from exc
-    if head.startswith((b"SIMPLE  =", _GZIP, _BZIP)):
-        mtype = _fits_kind(path)
-        if mtype is not None:
-            return mtype
-        if head.startswith(b"SIMPLE"):
-            raise ActionError(f"{path}: FITS file with neither an image nor a table")
-    from astropy.io.votable import is_votable
-
-    try:
-        if is_votable(path):
-            return "table.load.votable"
-    except (OSError, ValueError) as exc:
-        raise ActionError(f"{path}: unreadable: {exc}") from exc
-    raise ActionError(f"{path}: not a FITS image, FITS table or VOTable")
-
-
-def _fits_kind(path: str) -> str | None:
-    """image.load.fits or table.load.fits by the first HDU with data; None if not FITS."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, lazy_load_hdus=True, memmap=True) as hdul:
-            for hdu in hdul:
-                if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
-                    return "table.load.fits"
-                hdr = hdu.header
-                naxis = int(hdr.get("NAXIS", 0))
-                if naxis > 0 and all(int(hdr.get(f"NAXIS{i}", 0)) > 0
-                                     for i in range(1, naxis + 1)):
-                    return "image.load.fits"
-    except (OSError, ValueError, TypeError):
-        return None  # compressed but not FITS, or damaged
-    return None
+    facts = read_facts(path)
+    if facts.mtype is None:
+        raise ActionError(f"{path}: {facts.reason}")
+    return facts.mtype
 
 
 async def send_file(action: SendFile, ctx: ActionContext) -> None:
@@ -94,12 +63,13 @@ async def send_file(action: SendFile, ctx: ActionContext) -> None:
     else:
         raise ActionError("send_file needs path: when the rule is not fired by a file")
     if path.startswith("file://"):
-        from ..actions.tables import url_to_path
         path = url_to_path(path)
-    p = Path(path).expanduser().resolve()
-    mtype = await asyncio.to_thread(classify, str(p))
-    url = p.as_uri()
-    name = str(action.name.render(ctx.ns)) if action.name is not None else p.name
+    path = os.path.abspath(os.path.expanduser(path))
+    facts = await facts_for(path)
+    if facts.mtype is None:
+        raise ActionError(f"{path}: {facts.reason}")
+    mtype, url = facts.mtype, facts.url
+    name = str(action.name.render(ctx.ns)) if action.name is not None else os.path.basename(path)
     params = {"url": url, "name": name}
     params["image-id" if mtype.startswith("image.") else "table-id"] = url
     if mtype.startswith("table."):

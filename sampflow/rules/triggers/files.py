@@ -26,8 +26,15 @@ a terminal a progress bar counts the runs they start (:class:`CatchUpProgress`).
 Patterns and ignore globs are matched case-insensitively against the file name, or against the
 path relative to the folder when they contain ``/``.
 
-Threads: watchdog's observer thread only hands raw events to the asyncio loop with
-``loop.call_soon_threadsafe``; all state lives on the loop.
+Threads: watchdog's observer thread only appends raw events to a thread-safe queue; one
+``loop.call_soon_threadsafe`` wakes the loop per batch, not per event (a burst of thousands of
+events must not fill the loop's self-pipe, which also carries signals: a full pipe loses
+SIGTERM), and the loop drains the queue in slices. All state lives on the loop. Stopping the
+observer (which joins its threads) happens on a helper thread, never on the loop.
+
+A watched folder that is deleted (or moved away) is reported at once with a warning; the watch
+then polls for it every :data:`REARM_POLL` seconds and re-arms when it is back, treating the
+files already in the new folder as ``created``.
 """
 
 from __future__ import annotations
@@ -36,13 +43,18 @@ import asyncio
 import fnmatch
 import logging
 import os
+import stat
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from watchdog.events import (
+    DirDeletedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
     FileCreatedEvent,
@@ -58,13 +70,19 @@ from watchdog.observers.polling import PollingObserver
 
 from ..deliveries import CatchUpPlanner, scan_folder
 from ..events import Event, FileEvent
+from ..filefacts import offload
 from ..ledger import Ledger
 from ..model import FilesTrigger
 from .bus import EventBus
 
-__all__ = ["CatchUpProgress", "FolderWatch", "attach"]
+__all__ = ["REARM_POLL", "CatchUpProgress", "FolderWatch", "attach"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between checks that a watched folder still exists (and, once gone, is back).
+REARM_POLL = 1.0
+#: Raw events handled per loop callback; the rest wait for the next turn of the loop.
+_DRAIN_SLICE = 256
 
 _Stat = tuple[int, int]
 
@@ -86,19 +104,64 @@ class _Pending:
 
 
 class _Handler(FileSystemEventHandler):
-    """Runs on the observer thread: hands each event to the loop, nothing else."""
+    """Runs on the observer thread: queues each event and wakes the loop once per batch.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[FileSystemEvent], None]):
+    Directory events are dropped, except the deletion or move of the watched folder itself.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[FileSystemEvent], None],
+                 root: str) -> None:
         self._loop = loop
         self._sink = sink
+        self._root = root
+        self._queue: deque[FileSystemEvent] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self.closed = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if self.closed:
             return
+        if event.is_directory and not (isinstance(event, (DirDeletedEvent, DirMovedEvent))
+                                       and os.fsdecode(event.src_path) == self._root):
+            return
+        with self._lock:
+            self._queue.append(event)
+            if self._scheduled:
+                return
+            self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._sink, event)
+            self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # loop closed while the observer was stopping
             pass
+
+    def _drain(self) -> None:
+        """On the loop: hand a slice of the queued events to the sink."""
+        with self._lock:
+            n = min(len(self._queue), _DRAIN_SLICE)
+            batch = [self._queue.popleft() for _ in range(n)]
+            more = bool(self._queue)
+            self._scheduled = more
+        for event in batch:
+            if self.closed:
+                return
+            try:
+                self._sink(event)
+            except Exception:  # one bad event must not lose the rest of the batch
+                log.exception("handling file event %r failed", event)
+        if more:
+            self._loop.call_soon(self._drain)
+
+
+def _stop_observer(observer: Any) -> None:
+    """Stop and join a watchdog observer on a daemon thread (both may block)."""
+    def stop() -> None:
+        try:
+            observer.stop()
+            observer.join(timeout=5)
+        except Exception:  # pragma: no cover - the observer is going away anyway
+            log.debug("stopping the file observer failed", exc_info=True)
+    threading.Thread(target=stop, name="sampflow-observer-stop", daemon=True).start()
 
 
 class FolderWatch:
@@ -128,6 +191,10 @@ class FolderWatch:
         self._pending: dict[str, _Pending] = {}
         self._opens: dict[str, int] = {}
         self._observer: Any = None
+        self._handler: _Handler | None = None
+        self._guard: asyncio.Task[None] | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder
+        self._lost_at: float | None = None  # wall time the folder was found gone
         self._catch_up: asyncio.Task[None] | None = None
         self._hold_limit = max(30.0, 10 * config.settle)
         self.fired = 0
@@ -137,27 +204,119 @@ class FolderWatch:
         """Start the observer (and the catch-up scan); raises if the folder does not exist."""
         if not os.path.isdir(self._root):
             raise FileNotFoundError(f"no such folder: {self._root}")
-        cfg = self.config
-        self._observer = PollingObserver(timeout=cfg.poll) if cfg.poll else Observer()
-        self._observer.schedule(_Handler(self._loop, self._on_raw), self._root,
-                                recursive=cfg.recursive)
-        self._observer.daemon = True
-        self._observer.start()
-        if cfg.catch_up != "none":
+        st = os.stat(self._root)
+        self._identity = (st.st_dev, st.st_ino)
+        self._arm()
+        self._guard = self._loop.create_task(self._keep_watching())
+        if self.config.catch_up != "none":
             self._catch_up = self._loop.create_task(self._scan_existing())
 
+    def _arm(self) -> None:
+        cfg = self.config
+        self._handler = _Handler(self._loop, self._on_raw, self._root)
+        self._observer = PollingObserver(timeout=cfg.poll) if cfg.poll else Observer()
+        self._observer.schedule(self._handler, self._root, recursive=cfg.recursive)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def _disarm(self) -> None:
+        if self._handler is not None:
+            self._handler.closed = True
+            self._handler = None
+        if self._observer is not None:
+            _stop_observer(self._observer)
+            self._observer = None
+
     def stop(self) -> None:
-        """Stop watching; pending files are forgotten."""
-        if self._catch_up is not None:
-            self._catch_up.cancel()
+        """Stop watching; pending files are forgotten. Does not block the loop."""
+        for task in (self._catch_up, self._guard):
+            if task is not None:
+                task.cancel()
         for p in self._pending.values():
             if p.handle is not None:
                 p.handle.cancel()
         self._pending.clear()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        self._disarm()
+
+    # -- a deleted folder: warn, poll, re-arm ------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """False while the watched folder is gone (waiting for it to come back)."""
+        return self._lost_at is None
+
+    def _folder_gone(self, how: str) -> None:
+        if self._lost_at is not None:
+            return
+        self._lost_at = time.time()
+        log.warning("watched folder %s %s; no files are seen until it comes back (checking "
+                    "every %g s)", self._root, how, REARM_POLL)
+        for p in self._pending.values():
+            if p.handle is not None:
+                p.handle.cancel()
+        self._pending.clear()
+        self._opens.clear()
+        self._disarm()
+
+    async def _keep_watching(self) -> None:
+        """Poll the folder: notice it going (if no event said so) and coming back."""
+        while True:
+            await asyncio.sleep(REARM_POLL)
+            try:
+                st = await offload(os.stat, self._root)
+            except (OSError, TimeoutError):
+                st = None
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                st = None
+            identity = (st.st_dev, st.st_ino) if st is not None else None
+            if self._lost_at is None:
+                if identity is None:
+                    self._folder_gone("was deleted or moved away")
+                elif identity != self._identity:
+                    self._folder_gone("was replaced")
+                else:
+                    continue
+            if identity is None:
+                continue
+            await self._rearm(identity)
+
+    async def _rearm(self, identity: tuple[int, int]) -> None:
+        lost_at = self._lost_at or 0.0
+        same = identity == self._identity
+        self._identity = identity
+        self._lost_at = None
+        try:
+            self._arm()
+        except OSError as exc:  # gone again already
+            self._folder_gone(f"cannot be watched ({exc})")
+            return
+        log.warning("watched folder %s is back; watching it again", self._root)
+        # Files put there before the new observer started: new, unless the folder is the
+        # same one moved back (then only those changed since it went).
+        try:
+            found = await offload(self._files_now, None if not same else lost_at - 1.0)
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot list %s: %s", self._root, exc)
+            return
+        for path in found:
+            if self._lost_at is None and path not in self._pending:
+                self._touch(path, "created")
+
+    def _files_now(self, newer_than: float | None) -> list[str]:
+        """Matching files in the folder (blocking; for the pool), oldest first."""
+        found: list[tuple[float, str]] = []
+        for dirpath, dirnames, filenames in os.walk(self._root):
+            if not self.config.recursive:
+                dirnames.clear()
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                if self.matches(full):
+                    try:
+                        mtime = os.stat(full).st_mtime
+                    except OSError:
+                        continue
+                    if newer_than is None or mtime >= newer_than:
+                        found.append((mtime, full))
+        return [p for _, p in sorted(found)]
 
     # -- matching ----------------------------------------------------------------------------
     def matches(self, path: str) -> bool:
@@ -179,6 +338,10 @@ class FolderWatch:
     # -- events (on the loop) ----------------------------------------------------------------
     def _on_raw(self, ev: FileSystemEvent) -> None:
         src = os.fsdecode(ev.src_path)
+        if ev.is_directory:  # only the watched folder itself is passed on
+            self._folder_gone("was deleted" if isinstance(ev, DirDeletedEvent)
+                              else "was moved away")
+            return
         if isinstance(ev, FileMovedEvent):
             dest = os.fsdecode(ev.dest_path)
             old = self._pending.pop(src, None)

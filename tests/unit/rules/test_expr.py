@@ -19,6 +19,7 @@ from sampflow.rules.expr import (
     compile_template,
     render_value,
 )
+from sampflow.rules.filefacts import read_facts
 
 
 def ns_for(event=None, hub=None, **vars_):
@@ -125,7 +126,8 @@ def test_file_fields_and_fits_headers(tmp_path) -> None:
     hdu.header["OBJECT"] = "M31"
     hdu.header["EXPTIME"] = 30.0
     hdu.writeto(path)
-    ns = ns_for(FileEvent("created", str(path)))
+    facts = read_facts(str(path))  # what the engine computes off the loop before the condition
+    ns = build_namespace(FileEvent("created", str(path)), variables={}, rule="r", facts=facts)
     t = compile_template("{{ file.name }}|{{ file.stem }}|{{ file.suffix }}|{{ file.event }}")
     assert t.render(ns) == "m31.fits.gz|m31|.fits.gz|created"
     assert compile_template("{{ file.size }}").render(ns) == path.stat().st_size
@@ -133,6 +135,17 @@ def test_file_fields_and_fits_headers(tmp_path) -> None:
     assert compile_condition("header('OBJECT') == 'M31' and header('EXPTIME') > 10").check(ns)
     assert compile_template("{{ file.header.NAXIS1 }}").render(ns) == 5
     assert compile_template("{{ header('NOPE', 'none') }}").render(ns) == "none"
+    assert compile_template("{{ file.kind }}").render(ns) == "image"
+
+
+def test_without_facts_expressions_read_nothing(tmp_path) -> None:
+    """An expression never opens the file: without precomputed facts it sees no content."""
+    path = tmp_path / "x.fits"
+    os.mkfifo(path)  # opening this for reading would block for ever
+    ns = ns_for(FileEvent("created", str(path)))
+    assert compile_template("{{ file.kind }}").render(ns) is None
+    assert compile_template("{{ header('NAXIS', 0) }}").render(ns) == 0
+    assert compile_template("{{ file.size }}").render(ns) == -1
 
 
 def test_hub_and_timer_namespaces_and_vars() -> None:
