@@ -435,6 +435,11 @@ def test_catch_up_shows_a_progress_bar_on_a_terminal(tmp_path: Path, hub: Sampfl
                 if ready:
                     with contextlib.suppress(OSError):
                         output += os.read(master, 65536)
+            # Each rule of the set watches the folder with its own bar: the table rule's
+            # (no runs: every file is an image) may finish first, so wait for the trace too.
+            while not trace.exists() or len(trace.read_text().splitlines()) < n:
+                assert time.monotonic() < deadline and proc.poll() is None, output[-3000:]
+                time.sleep(0.1)
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(30) == 0
         finally:

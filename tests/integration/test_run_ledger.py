@@ -304,6 +304,60 @@ async def test_a_recipient_leaving_mid_call_gets_the_file_when_it_returns(
     assert engine.terminate() == 0
 
 
+HANGING_VIEWER = """
+import asyncio, sys
+from sampflow.samp.client.aio import AsyncSAMPClient
+
+async def main():
+    client = AsyncSAMPClient("viewer")
+    async def on_message(kind, sender, msg_id, message):
+        print("GOT", flush=True)
+        await asyncio.sleep(3600)   # never answers: it is about to crash
+    client.on_message = on_message
+    await client.connect(lockfile=sys.argv[1])
+    await client.declare_subscriptions({"image.load.fits": {}})
+    print("READY", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_recipient_crashing_mid_load_gets_the_file_when_it_returns(
+        tmp_path: Path, hub: SampflowHub, engines: Any) -> None:
+    """The viewer dies (SIGKILL) while loading: the hub answers the call with an error of its
+    own while the viewer still looks registered; that is not the viewer refusing the file."""
+    import signal
+    import sys
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    engine = engines([WATCH], *run_args(hub, folder, "--set", "load_timeout=3s"))
+    await engine.await_connected()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGING_VIEWER, str(hub.lockfile),
+        stdout=asyncio.subprocess.PIPE, env=hub_env(tmp_path), start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 60)).strip() == b"READY"
+        image = put(folder, "crash.fits", image_bytes())
+        assert (await asyncio.wait_for(proc.stdout.readline(), 60)).strip() == b"GOT"
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash: no unregistration
+        await proc.wait()
+        await wait_log(engine, r"waiting crash\.fits")
+        async with viewer(hub.lockfile) as back:
+            await back.wait_for(lambda r: loads(r) or None, timeout=60)
+            await wait_log(engine, r"sent crash\.fits to viewer")
+        assert loads(back) == Counter({image.as_uri(): 1})
+        assert counts() == {"sent": 1}
+        assert "failed crash.fits" not in engine.log()
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    assert engine.terminate() == 0
+
+
 # ----------------------------------- a rejected load is failed with its text; retry sends it
 
 async def test_a_rejected_load_is_failed_with_the_tools_text_and_retry_sends_it(

@@ -257,7 +257,7 @@ class ActionContext:
         that is not registered (or not subscribed to `mtype`) yet: the ``hold:`` option.
 
         The wait is woken by the hub's registration and subscription events; `on_wait` is
-        told when it starts and ends.
+        told when it starts and ends. A dry run neither waits nor checks subscriptions.
 
         Parameters
         ----------
@@ -281,6 +281,9 @@ class ActionContext:
             If the recipients are still missing when `hold` runs out.
         """
         to, exclude = tuple(to), tuple(exclude)
+        if self.outbox.dry_run:  # report what would be sent now; never wait for anyone
+            return await self.outbox.resolve(to, self.ns, mtype=mtype, exclude=exclude,
+                                             required=required)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + hold
         waiting = False

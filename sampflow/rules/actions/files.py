@@ -77,22 +77,56 @@ async def send_file(action: SendFile, ctx: ActionContext) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + action.hold
     delivered: set[str] = set()
+    unreachable = 0
     while True:
         left = max(0.0, deadline - loop.time())
         ids = [i for i in await ctx.recipients(action.to, mtype, left) if i not in delivered]
-        gone = False
+        again = False
         for cid in ids:
-            if await _deliver(action, ctx, cid, mtype, params):
-                delivered.add(cid)
-            else:
-                gone = True
-        if not gone:
+            try:
+                if await _deliver(action, ctx, cid, mtype, params):
+                    delivered.add(cid)
+                else:
+                    again = True  # it left: wait for it to come back
+            except _Unreachable as exc:
+                unreachable += 1
+                if unreachable >= UNREACHABLE_ATTEMPTS or loop.time() >= deadline:
+                    raise ActionError(str(exc)) from None
+                again = True
+                await asyncio.sleep(min(2.0 ** unreachable, 10.0))
+        if not again:
             return
+
+
+#: Attempts at a recipient that stays registered but does not answer (its callback failed,
+#: the call timed out) before the file is recorded failed.
+UNREACHABLE_ATTEMPTS = 4
+
+
+class _Unreachable(Exception):
+    """The recipient is registered but the message did not reach it (not its refusal)."""
+
+
+def _hub_made(text: str, cid: str) -> bool:
+    """Whether a ``samp.error`` text is the hub's (a failed delivery), not the recipient's.
+
+    These are the texts of sampflow's hub (``samp/hub/core.py``); other hubs' failures show
+    as exceptions or timeouts, which count the same.
+    """
+    return text.startswith((f"delivery to {cid} failed", f"recipient {cid} "))
 
 
 async def _deliver(action: SendFile, ctx: ActionContext, cid: str, mtype: str,
                    params: dict[str, str]) -> bool:
-    """Send to one recipient; False if it turned out to have gone (to be waited for again)."""
+    """Send to one recipient; False if it turned out to have gone (to be waited for again).
+
+    Raises
+    ------
+    _Unreachable
+        If it is still registered but the message did not reach it.
+    ActionError
+        If it answered ``samp.error`` itself (it refused the file).
+    """
     outbox = ctx.outbox
     try:
         if not action.confirm:
@@ -101,16 +135,20 @@ async def _deliver(action: SendFile, ctx: ActionContext, cid: str, mtype: str,
         async with outbox.lane(cid):
             response = await outbox.call(ctx.record, "send_file", cid, mtype, params,
                                          action.timeout)
-    except ActionError:
+    except ActionError as exc:
         if not await _still_there(ctx, cid):
             return False
-        raise
+        raise _Unreachable(str(exc)) from exc
     if response.get("samp.status") == "samp.error":
-        if not await _still_there(ctx, cid):
-            return False  # the hub answered for a recipient that died meanwhile
         error = response.get("samp.error") or {}
         text = error.get("samp.errortxt", "no reason given") if isinstance(error, dict) else ""
-        raise ActionError(f"{outbox.directory.name_of(cid) or cid}: {text}")
+        text = str(text)
+        name = outbox.directory.name_of(cid) or cid
+        if _hub_made(text, cid):
+            if not await _still_there(ctx, cid):
+                return False  # the hub answered for a recipient that died meanwhile
+            raise _Unreachable(f"{name}: {text}")
+        raise ActionError(f"{name}: {text}")
     return True
 
 
