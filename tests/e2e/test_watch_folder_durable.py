@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import subprocess
 import threading
 import time
@@ -168,7 +167,10 @@ async def test_200_files_through_two_sigkills_and_a_ds9_restart_reach_ds9_once_e
 
         answer = await asyncio.to_thread(ask_ds9)
         shown = str(answer["samp.result"]["value"]).strip().split("[")[0]
-        assert any(os.path.samefile(shown, p) for p in written[-30:]), answer
+        loaded_here = {sent["params"]["url"] for run in runs for record in run.records()
+                       for sent in record["sent"] if sent["to"] == desk["ds9"].public_id
+                       and (sent.get("response") or {}).get("samp.status") == "samp.ok"}
+        assert Path(shown).resolve().as_uri() in loaded_here, (answer, len(loaded_here))
 
         out = subprocess.run([*samphub.sampflow_argv(), "status", "--json"],
                              capture_output=True, text=True, timeout=60, check=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, SampflowHub, hub_env, sampflow_argv
+from samphub import Recorder, SampflowHub, hub_env, running_hub, sampflow_argv
 
 from sampflow.rules.ledger import Ledger
 
@@ -41,14 +41,10 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[SampflowHub]:
     """``sampflow hub --no-web-profile`` on a temporary lockfile, stopped by PID."""
-    h = SampflowHub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
-                    args=["--no-web-profile"])
-    h.lockfile.parent.mkdir(parents=True, exist_ok=True)
-    h.start()
-    try:
+    (tmp_path / "hub").mkdir()
+    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
+                     args=["--no-web-profile"]) as h:
         yield h
-    finally:
-        h.stop(check_lockfile=False)
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +114,15 @@ async def wait_log(engine: Any, pattern: str, timeout: float = 60.0) -> re.Match
         assert engine.popen.poll() is None, engine.log()[-3000:]
         await asyncio.sleep(0.1)
     return m
+
+
+async def viewer_returns_and_gets(engine: Any, hub: SampflowHub, image: Path) -> None:
+    """The viewer registers again: the waiting file reaches it, once; the ledger says sent."""
+    async with viewer(hub.lockfile) as back:
+        await back.wait_for(lambda r: loads(r) or None, timeout=60)
+        await wait_log(engine, rf"sent {re.escape(image.name)} to viewer")
+    assert loads(back) == Counter({image.as_uri(): 1})
+    assert counts() == {"sent": 1}
 
 
 async def quiet(seconds: float = 2.0) -> None:
@@ -296,11 +301,7 @@ async def test_a_recipient_leaving_mid_call_gets_the_file_when_it_returns(
         await asyncio.wait_for(arrived.wait(), 60)
         await first.client.disconnect()
     await wait_log(engine, r"waiting crash\.fits")
-    async with viewer(hub.lockfile) as second:
-        await second.wait_for(lambda r: loads(r) or None, timeout=60)
-        await wait_log(engine, r"sent crash\.fits to viewer")
-    assert loads(second) == Counter({image.as_uri(): 1})
-    assert counts() == {"sent": 1}
+    await viewer_returns_and_gets(engine, hub, image)
     assert engine.terminate() == 0
 
 
@@ -345,11 +346,7 @@ async def test_a_recipient_crashing_mid_load_gets_the_file_when_it_returns(
         os.killpg(proc.pid, signal.SIGKILL)  # a crash: no unregistration
         await proc.wait()
         await wait_log(engine, r"waiting crash\.fits")
-        async with viewer(hub.lockfile) as back:
-            await back.wait_for(lambda r: loads(r) or None, timeout=60)
-            await wait_log(engine, r"sent crash\.fits to viewer")
-        assert loads(back) == Counter({image.as_uri(): 1})
-        assert counts() == {"sent": 1}
+        await viewer_returns_and_gets(engine, hub, image)
         assert "failed crash.fits" not in engine.log()
     finally:
         if proc.returncode is None:

@@ -251,6 +251,24 @@ class ActionContext:
     notes: dict[str, Any] = field(default_factory=dict)
     on_wait: WaitHook | None = None
 
+    async def _reconnected(self, within: float) -> None:
+        """Wait up to `within` seconds for the engine to be connected again (the hub went
+        away: a held send waits for the hub as it waits for its recipient).
+
+        Raises
+        ------
+        NotConnected
+            If it is not connected by then.
+        """
+        ready = getattr(self.services, "ready", None)
+        if isinstance(ready, asyncio.Event) and within > 0:
+            try:
+                await asyncio.wait_for(ready.wait(), within)
+            except TimeoutError:
+                pass
+        if self.outbox.messenger is None:
+            raise NotConnected("not connected to a SAMP hub: nothing was sent")
+
     async def recipients(self, to: Iterable[Template], mtype: str, hold: float, *,
                          exclude: Iterable[Template] = (), required: bool = True) -> list[str]:
         """Resolve recipients as `Outbox.resolve` does, waiting up to `hold` seconds for one
@@ -289,6 +307,8 @@ class ActionContext:
         waiting = False
         try:
             while True:
+                if self.outbox.messenger is None:
+                    await self._reconnected(deadline - loop.time())
                 try:
                     return await self.outbox.resolve(to, self.ns, mtype=mtype, exclude=exclude,
                                                      required=required, subscribed=True)
