@@ -436,10 +436,17 @@ def test_catch_up_shows_a_progress_bar_on_a_terminal(tmp_path: Path, hub: Sampfl
                     with contextlib.suppress(OSError):
                         output += os.read(master, 65536)
             # Each rule of the set watches the folder with its own bar: the table rule's
-            # (no runs: every file is an image) may finish first, so wait for the trace too.
+            # (no runs: every file is an image) may finish first, so wait for the trace too,
+            # reading the terminal meanwhile (a full pty blocks the engine's log writes).
             while not trace.exists() or len(trace.read_text().splitlines()) < n:
-                assert time.monotonic() < deadline and proc.poll() is None, output[-3000:]
-                time.sleep(0.1)
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    with contextlib.suppress(OSError):
+                        output += os.read(master, 65536)
+                    pytest.fail("not every file fired:\n" + output.decode("utf-8", "replace"))
+                ready, _, _ = select.select([master], [], [], 0.1)
+                if ready:
+                    with contextlib.suppress(OSError):
+                        output += os.read(master, 65536)
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(30) == 0
         finally:
