@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .astropy_warnings import summary
 from .events import FileEvent
 from .ledger import UNFINISHED, Ledger
 from .model import (
@@ -176,7 +177,7 @@ class FileDeliveries:
         return False
 
     def skipped(self, rule: Rule, event: FileEvent, reason: str,
-                unreadable: str | None = None) -> None:
+                unreadable: str | None = None, notes: tuple[str, ...] = ()) -> None:
         """Record that `rule`'s condition did not hold for the file.
 
         Parameters
@@ -188,6 +189,8 @@ class FileDeliveries:
         unreadable : str, optional
             Why the file's content could not be told (not FITS, unreadable): said once per
             file version at normal verbosity, whichever rule finds it first.
+        notes : tuple of str
+            Astropy's warnings about the file (:attr:`FileFacts.warnings`), said on that line.
         """
         if event.kind == "deleted":
             return
@@ -200,7 +203,8 @@ class FileDeliveries:
                 self._reported[key] = None
                 if len(self._reported) > self.REPORTED:
                     self._reported.popitem(last=False)
-                log.info("skipped %s: %s", os.path.basename(event.path), unreadable)
+                log.info("skipped %s: %s%s", os.path.basename(event.path), unreadable,
+                         summary(notes))
 
     # -- a run --------------------------------------------------------------------------------
     def begin(self, rule: Rule, event: FileEvent) -> None:
@@ -221,14 +225,16 @@ class FileDeliveries:
         log.info("waiting %s: %s", os.path.basename(event.path), reason)
 
     def finished(self, rule: Rule, event: FileEvent, record: FiringRecord,
-                 error: str | None) -> None:
-        """Record and report how the run ended.
+                 error: str | None, notes: tuple[str, ...] = ()) -> None:
+        """Record and report how the run ended, in one line per file.
 
         A run of a rule with messaging actions that delivered nothing is ``failed`` (and its
         record's status becomes ``error``), so no "ok" is ever claimed for a send that did
-        not happen.
+        not happen. `notes` (astropy's warnings about the file, :attr:`FileFacts.warnings`)
+        end the line.
         """
         name = os.path.basename(event.path)
+        tail = summary(notes)
         to = list(dict.fromkeys(str(s.get("to_name") or s.get("to")) for s in record.sent
                                 if not s.get("error")))
         if error is None and not to and any(isinstance(a, _MESSAGING) for a in rule.actions):
@@ -236,19 +242,20 @@ class FileDeliveries:
             record.status, record.error = "error", error
         if event.kind == "deleted":
             if error is not None:
-                log.warning("failed %s (deleted; rule %r): %s", name, rule.name, error)
+                log.warning("failed %s (deleted; rule %r): %s%s", name, rule.name, error, tail)
             return
         if error is not None:
             self.ledger.finish(rule.name, event.path, "failed", error)
-            log.warning("failed %s (rule %r): %s", name, rule.name, error)
+            log.warning("failed %s (rule %r): %s%s", name, rule.name, error, tail)
             return
         self.ledger.finish(rule.name, event.path, "sent", recipients=to)
         if not to:
-            log.info("done %s (rule %r: nothing to send)", name, rule.name)
+            log.info("done %s (rule %r: nothing to send)%s", name, rule.name, tail)
         elif self.dry_run:
-            log.info("would send %s to %s (dry run)", name, ", ".join(to))
+            log.info("would send %s to %s (dry run)%s", name, ", ".join(to), tail)
         else:
-            log.info("sent %s to %s (%.0f ms)", name, ", ".join(to), record.duration_ms)
+            log.info("sent %s to %s (%.0f ms)%s", name, ", ".join(to), record.duration_ms,
+                     tail)
 
     def cancelled(self, rule: Rule, event: FileEvent) -> None:
         """The run was cancelled (the engine is stopping): the row stays unfinished, so the

@@ -420,7 +420,8 @@ class Engine:
                     info = ns.get("file")
                     problem = info.problem if isinstance(info, FileInfo) else None
                     self.deliveries.skipped(rule, event,  # type: ignore[arg-type]
-                                            "its condition does not hold", problem)
+                                            "its condition does not hold", problem,
+                                            _astropy_notes(ns))
                 return None
             key = rule.key.render(ns) if rule.key is not None else None
         except ExpressionError as exc:
@@ -474,7 +475,7 @@ class Engine:
         finally:
             record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
             if file_event is not None and record.status != "cancelled":
-                self.deliveries.finished(rule, file_event, record, error)
+                self.deliveries.finished(rule, file_event, record, error, _astropy_notes(ns))
                 if record.status == "error" and outcome.status == "ok":
                     outcome = Outcome("error", reason=record.error)
             self._emit(record)
@@ -502,6 +503,13 @@ class Engine:
             except Exception:
                 log.exception("on_firing callback failed")
         log.debug("%s", record.one_line())
+
+
+def _astropy_notes(ns: dict[str, Any]) -> tuple[str, ...]:
+    """Astropy's warnings about the firing's file (its facts), for the file's log line."""
+    info = ns.get("file")
+    facts = info.facts if isinstance(info, FileInfo) else None
+    return facts.warnings if facts is not None else ()
 
 
 def _copy_result(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:

@@ -22,7 +22,9 @@ Results are cached per ``(path, size, mtime_ns, inode)``, so two rules looking a
 The API is :func:`facts_for` (``await facts_for(path) -> FileFacts``), :func:`read_facts` (the
 synchronous, bounded reader itself, for worker threads) and :func:`offload` (run any other small
 blocking call, such as a ``stat``, in the same pool). This module imports nothing else of
-sampflow's, so both :mod:`~sampflow.rules.expr` and the actions can use it.
+sampflow's but :mod:`~sampflow.rules.astropy_warnings` (astropy's warnings about a file are
+kept in :attr:`FileFacts.warnings` for the file's log line), so both
+:mod:`~sampflow.rules.expr` and the actions can use it.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ import re
 import stat
 import threading
 import types
-import warnings
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+
+from . import astropy_warnings
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
@@ -107,6 +110,10 @@ class FileFacts:
         an extension's. Empty when the file is not FITS.
     bytes_read : int
         Bytes read from the disk to find all this.
+    warnings : tuple of str
+        What astropy warned about while reading the headers, and the cards it could not parse
+        (short text, at most :data:`~sampflow.rules.astropy_warnings.MAX_NOTES` and a count);
+        reported on the file's log line, never printed bare.
     """
 
     path: str
@@ -117,6 +124,7 @@ class FileFacts:
     url: str = ""
     headers: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
     bytes_read: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str | None:
@@ -219,12 +227,13 @@ def _read_header(f: Any, budget: list[int], first: bytes) -> bytes | None:
                 return b"".join(blocks)
 
 
-def _cards(data: bytes) -> dict[str, Any]:
+def _cards(data: bytes, notes: list[str]) -> dict[str, Any]:
+    """The keywords of one header; astropy's warnings and the cards it cannot parse are
+    appended to `notes` (they end up on the file's log line)."""
     from astropy.io import fits
 
     out: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with astropy_warnings.collect(notes):
         try:
             header = fits.Header.fromstring(data.decode("ascii", "replace"))
         except Exception as exc:
@@ -233,6 +242,9 @@ def _cards(data: bytes) -> dict[str, Any]:
             try:
                 key, value = card.keyword, card.value
             except Exception:
+                bad = f"unparsable card {card.keyword or card.image[:8].strip()!r}"
+                if bad not in notes:
+                    notes.append(bad)
                 continue
             if key and key not in ("COMMENT", "HISTORY", "END"):
                 out.setdefault(key.upper(), value)
@@ -297,7 +309,8 @@ def _skip(f: Any, n: int, seekable: bool, size: int) -> bool:
     return True
 
 
-def _fits(f: Any, seekable: bool, size: int) -> tuple[str | None, dict[str, Any], str | None]:
+def _fits(f: Any, seekable: bool, size: int, notes: list[str]
+          ) -> tuple[str | None, dict[str, Any], str | None]:
     """Read FITS headers from `f`: (kind, cards, reason)."""
     budget = [MAX_HEADER_BYTES]
     cards: dict[str, Any] = {}
@@ -311,7 +324,7 @@ def _fits(f: Any, seekable: bool, size: int) -> tuple[str | None, dict[str, Any]
             break
         if data is None:
             break
-        hdu = _cards(data)
+        hdu = _cards(data, notes)
         if index == 0 and hdu.get("SIMPLE") is not True:
             raise _NotFits("no SIMPLE = T card")
         for key, value in hdu.items():
@@ -357,7 +370,8 @@ class _Prefixed:
         return self._f.read(n)
 
 
-def _look(f: Any, seekable: bool, size: int) -> tuple[str | None, dict[str, Any], str | None]:
+def _look(f: Any, seekable: bool, size: int, notes: list[str]
+          ) -> tuple[str | None, dict[str, Any], str | None]:
     """(mtype, FITS cards, reason) of the content of `f`."""
     head = _read_exact(f, _CARD)
     if seekable:
@@ -366,7 +380,7 @@ def _look(f: Any, seekable: bool, size: int) -> tuple[str | None, dict[str, Any]
         f = _Prefixed(head, f)
     if head.startswith(b"SIMPLE  ="):
         try:
-            kind, cards, reason = _fits(f, seekable, size)
+            kind, cards, reason = _fits(f, seekable, size, notes)
         except _NotFits as exc:
             return None, {}, f"not a valid FITS file ({exc})"
         return (_MTYPES[kind] if kind else None), cards, reason
@@ -432,6 +446,7 @@ def _read_regular(path: str, st: os.stat_result) -> FileFacts:
                              st.st_mtime_ns, _url(path))
         url = Path(os.path.realpath(path)).as_uri()
         budget = _Budget(raw, MAX_READ_BYTES)
+        notes: list[str] = []
         mtype: str | None
         try:
             magic = budget.read(3)
@@ -440,15 +455,17 @@ def _read_regular(path: str, st: os.stat_result) -> FileFacts:
                 source: Any = budget
                 stream: Any = (gzip.GzipFile(fileobj=source, mode="rb")
                                if magic.startswith(_GZIP) else bz2.BZ2File(source, "rb"))
-                mtype, cards, reason = _look(_Budget(stream, MAX_DECOMPRESSED_BYTES), False, -1)
+                mtype, cards, reason = _look(_Budget(stream, MAX_DECOMPRESSED_BYTES), False, -1,
+                                             notes)
             else:
-                mtype, cards, reason = _look(_Seekable(budget, raw), True, fst.st_size)
+                mtype, cards, reason = _look(_Seekable(budget, raw), True, fst.st_size, notes)
         except _Exhausted as exc:
             mtype, cards, reason = None, {}, f"gave up: the {exc} limit was reached"
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             mtype, cards, reason = None, {}, f"cannot read it: {exc}"
         return FileFacts(path, mtype, reason, fst.st_size, fst.st_mtime_ns, url,
-                         types.MappingProxyType(cards), budget.used)
+                         types.MappingProxyType(cards), budget.used,
+                         astropy_warnings.capped(notes))
 
 
 class _Seekable:

@@ -11,11 +11,14 @@ thread) and finds the position columns by UCD (``pos.eq.ra`` / ``pos.eq.dec``, w
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from typing import Any
 
+from .. import astropy_warnings
 from ..errors import ActionError
 from ..events import SampMessage
 from ..expr import render_value
@@ -24,6 +27,8 @@ from .base import ActionContext
 
 __all__ = ["TableRegistry", "highlight_row", "parse_angle", "point_at", "select_rows",
            "url_to_path"]
+
+log = logging.getLogger("sampflow.rules")
 
 _RA_NAMES = ("ra", "raj2000", "ra_icrs", "_raj2000", "radeg", "ra_deg", "ra2000", "alpha",
              "ra_j2000", "rightascension")
@@ -130,14 +135,19 @@ def _read_columns(url: str) -> tuple[Any, Any]:
     source = url_to_path(url)
     table = None
     errors = []
-    for fmt in (None, "votable", "fits"):
-        try:
-            table = Table.read(source, format=fmt) if fmt else Table.read(source)
-            break
-        except Exception as exc:
-            errors.append(str(exc))
+    notes: list[str] = []
+    with astropy_warnings.collect(notes, source):
+        for fmt in (None, "votable", "fits"):
+            try:
+                table = Table.read(source, format=fmt) if fmt else Table.read(source)
+                break
+            except Exception as exc:
+                errors.append(str(exc))
+    tail = astropy_warnings.summary(astropy_warnings.capped(notes))
     if table is None:
-        raise ActionError(f"cannot read table {url}: {errors[-1]}")
+        raise ActionError(f"cannot read table {url}: {errors[-1]}{tail}")
+    if notes:
+        log.info("read table %s%s", os.path.basename(source), tail)
     ra = _find(table, "pos.eq.ra", _RA_NAMES)
     dec = _find(table, "pos.eq.dec", _DEC_NAMES)
     if ra is None or dec is None:
