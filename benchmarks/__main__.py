@@ -24,7 +24,8 @@ from pathlib import Path
 from .hubs import HUBS, JSAMP_JAR, java_available, raise_fd_limit
 
 PRESETS = {
-    "tiny": dict(calc_nquery=4, calc_repeats=1, calc_warmup=False, calc_limit=40, notify=20, calls=20,
+    "tiny": dict(calc_nquery=4, calc_repeats=1, calc_warmup=False, calc_limit=40, notify=20,
+                 calls=20,
                  client_repeats=1, client_limit=60, sizes=[1, 5], fanouts=1, scale_limit=60,
                  files=2, fire=10, settle=0.05, engine_limit=60),
     "quick": dict(calc_nquery=50, calc_repeats=1, calc_limit=30, notify=200, calls=200,

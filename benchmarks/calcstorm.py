@@ -163,7 +163,8 @@ def run_calcstorm_part(hub_kinds: list[str], workdir: Path, *, nclient: int, nqu
     try:
         for kind in hub_kinds:
             hubs[kind] = fresh(kind)
-            if warmup and hubs[kind] is not None:  # warm-up (JIT, imports, connection pools); not recorded
+            # warm-up (JIT, imports, connection pools); not recorded
+            if warmup and hubs[kind] is not None:
                 calcstorm_once(hubs[kind], "sync", min(nclient, 4), 5, limit)
         for rep in range(repeats):
             for mode in MODES:

@@ -171,7 +171,7 @@ async def fan_out(locks: list[Path], per_hub: int, rounds: int, names: list[str]
 
     clients = []
     try:
-        for lock, hub in zip(locks, names):
+        for lock, hub in zip(locks, names, strict=True):
             for i in range(per_hub):
                 clients.append(await connect(lock, f"bench-{hub}-{i}", on_note))
         sender = await connect(locks[0], "bench-sender")

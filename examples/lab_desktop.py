@@ -86,7 +86,7 @@ def make_demo_data(folder: Path) -> tuple[Path, Path]:
     image = rng.normal(100.0, 3.0, (size, size))
     yy, xx = np.mgrid[0:size, 0:size]
     px, py = wcs.all_world2pix(ra, dec, 0)
-    for x, y, m in zip(px, py, mag):
+    for x, y, m in zip(px, py, mag, strict=True):
         flux = 10 ** (-0.4 * (m - 15.0)) * 50
         image += flux * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.8 ** 2))
     header = wcs.to_header()

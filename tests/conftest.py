@@ -73,7 +73,7 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-import peers as _peers
+import peers as _peers  # noqa: E402  (found through the sys.path entry above)
 
 _POLICIES = ("auto", "require", "skip")
 _POLICY_KEY = pytest.StashKey["PeerPolicy"]()

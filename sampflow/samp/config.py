@@ -38,7 +38,8 @@ class Conf:
     """
 
     #: The items and their defaults.
-    DEFAULTS: ClassVar[dict[str, Any]] = {"use_internet": False, "n_retries": 10, "hub_timeout": 30.0}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"use_internet": False, "n_retries": 10,
+                                          "hub_timeout": 30.0}
 
     use_internet: bool
     n_retries: int

@@ -54,7 +54,7 @@ def clients(hub: SAMPHubServer) -> Iterator[Any]:
 
     def make(n: int = 1, module: Any = None) -> list[Any]:
         cls = (module.SAMPIntegratedClient if module is not None else SAMPIntegratedClient)
-        for i in range(n):
+        for _ in range(n):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 client = cls(name=f"c{len(made)}")

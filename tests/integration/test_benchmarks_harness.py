@@ -66,7 +66,8 @@ def test_tiny_run_writes_every_part(tmp_path):
     env["HOME"] = str(tmp_path)  # nothing may touch a real ~/.samp
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--tiny", "--hubs", "sampflow,pyvo", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--tiny", "--hubs", "sampflow,pyvo",
+         "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = (out / "results.md").read_text()

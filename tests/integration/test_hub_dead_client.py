@@ -69,8 +69,10 @@ def doomed_process(hub: AsyncHub, tmp_path: Path) -> Iterator[subprocess.Popen[s
 
 
 async def read_id(proc: subprocess.Popen[str]) -> str:
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)  # type: ignore[union-attr]
-    assert line.strip(), f"client process failed: {proc.stderr.read() if proc.poll() is not None else ''}"  # type: ignore[union-attr]
+    assert proc.stdout is not None and proc.stderr is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+    failed = proc.stderr.read() if proc.poll() is not None else ""
+    assert line.strip(), f"client process failed: {failed}"
     return line.strip()
 
 

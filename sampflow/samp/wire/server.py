@@ -155,6 +155,7 @@ class _Connection(asyncio.Protocol):
         self.peer: Any = None
         self.queue: deque[_Pending] = deque()
         self.busy = False
+        self.task: asyncio.Future[Response] | None = None  # the answer being awaited
         self.paused = False
         self.closed = False
         self.idle: asyncio.TimerHandle | None = None
@@ -263,10 +264,11 @@ class _Connection(asyncio.Protocol):
                 self._write(result, pending)
                 continue
             self.busy = True
-            task = asyncio.ensure_future(result)
+            task = self.task = asyncio.ensure_future(result)
             task.add_done_callback(functools.partial(self._finished, pending=pending))
             return
         self.busy = False
+        self.task = None
         self.last = time.monotonic()
         if self.paused and self.transport is not None and not self.closed:
             self.paused = False
@@ -369,10 +371,13 @@ class HttpServer:
         close every connection."""
         self._state.closing = True
         self._server.close()
-        deadline = asyncio.get_running_loop().time() + grace
-        while any(c.busy for c in self._state.connections) and \
-                asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while tasks := {c.task for c in self._state.connections if c.task is not None}:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.wait(tasks, timeout=left)  # a pipelined request may follow one
         for connection in list(self._state.connections):
             if connection.transport is not None:
                 connection.transport.close()

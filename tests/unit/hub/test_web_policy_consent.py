@@ -37,8 +37,9 @@ def test_restriction_in_core_routing(core: HubCore) -> None:
     web.callback = "pull"
     desk = core.register(Profile.STANDARD)
     desk.callback = "http://127.0.0.1:1/"
-    core.declare_subscriptions(desk.private_key, {"*": {}, "x.ok": {"x-samp.mostly-harmless": "1"},
-                                                  "table.load.fits": {"x-samp.mostly-harmless": "0"}})
+    core.declare_subscriptions(desk.private_key, {
+        "*": {}, "x.ok": {"x-samp.mostly-harmless": "1"},
+        "table.load.fits": {"x-samp.mostly-harmless": "0"}})
     core.take_outputs()
     with pytest.raises(LocalProtocolError, match="may not send script.run"):
         core.notify(web.private_key, desk.public_id, message("script.run"))

@@ -5,8 +5,8 @@ astropy (a dependency; 7.x or 8.x, whichever is installed) and pyvo (a test depe
 pyvo.samp is astropy's code plus pyvo's helpers) are enumerated with `inspect` and compared
 with sampflow. Each deliberate difference is in `ALLOWED` (or `PYVO_ALLOWED`), with its
 reason, and must be explained in the table of docs/astropy-compat.md; an entry that no
-longer differs fails too, so the list stays true. No sockets: this looks at the API only (the behaviour is
-tested over real sockets in tests/integration/test_astropy_compat*.py).
+longer differs fails too, so the list stays true. No sockets: this looks at the API only (the
+behaviour is tested over real sockets in tests/integration/test_astropy_compat*.py).
 """
 
 from __future__ import annotations

@@ -212,7 +212,8 @@ def test_notify_routes_the_message_exactly_as_sent(hub: Hub) -> None:
     hub.core.notify(a.private_key, b.public_id, message)
     out = hub.out()
     assert out == [Delivery(b, "receiveNotification", (a.public_id, message))]
-    assert out[0].args[1] == {"samp.mtype": "x.y", "samp.params": {"n": "1", "l": ["a", {"b": "c"}]},
+    assert out[0].args[1] == {"samp.mtype": "x.y",
+                              "samp.params": {"n": "1", "l": ["a", {"b": "c"}]},
                               "x.extra": "kept"}  # nothing injected
     assert c not in [o.recipient for o in out]
 

@@ -68,7 +68,8 @@ XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/pass
        b"<methodCall><methodName>samp.hub.ping</methodName><params><param><value>"
        b"<string>&x;</string></value></param></params></methodCall>")
 LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
-          + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+          + b"".join(b'<!ENTITY lol%d "%s">'
+                     % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
                      for i in range(1, 10))
           + b"]>\n<methodCall><methodName>samp.hub.ping</methodName><params><param><value>"
             b"<string>&lol9;</string></value></param></params></methodCall>")
