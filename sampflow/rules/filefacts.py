@@ -589,7 +589,7 @@ async def facts_for(path: str, *, timeout: float = TIMEOUT) -> FileFacts:
     FileFacts
         Never raises for a bad or slow file.
     """
-    path = os.path.abspath(path)
+    path = os.path.abspath(path)  # noqa: ASYNC240 -- string work and getcwd(); no file is touched
     key = (id(asyncio.get_running_loop()), path)
     running = _INFLIGHT.get(key)
     if running is None:
