@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from samphub import SampflowHub, running_hub
 
 from sampflow.samp.hub.server import AsyncHub
 
@@ -34,3 +35,13 @@ async def start_hub(tmp_path: Path) -> AsyncIterator[StartHub]:
 async def hub(start_hub: StartHub) -> AsyncHub:
     """A running hub with default options (modules may override with other options)."""
     return await start_hub()
+
+
+@pytest.fixture
+def hub_process(tmp_path: Path) -> Iterator[SampflowHub]:
+    """``sampflow hub --no-web-profile`` as a process on a temporary lockfile (its log in
+    ``tmp_path/hub``), stopped by PID after the test."""
+    (tmp_path / "hub").mkdir()
+    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
+                     args=["--no-web-profile"]) as h:
+        yield h

@@ -13,12 +13,11 @@ import contextlib
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, SampflowHub, running_hub
+from samphub import Recorder, SampflowHub
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCH = ROOT / "rules" / "watch-folder.yaml"
@@ -31,12 +30,9 @@ ODD_CARDS = ("LONGKEYWORD= 5", "DATE-OBS= 2020-01-01")
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[SampflowHub]:
-    """``sampflow hub --no-web-profile`` on a temporary lockfile, stopped by PID."""
-    (tmp_path / "hub").mkdir()
-    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
-                     args=["--no-web-profile"]) as h:
-        yield h
+def hub(hub_process: SampflowHub) -> SampflowHub:
+    """The hub these tests talk to: a ``sampflow hub`` process (see conftest)."""
+    return hub_process
 
 
 def odd_fits(naxis: int) -> bytes:

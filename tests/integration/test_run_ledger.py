@@ -22,12 +22,12 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, SampflowHub, hub_env, running_hub, sampflow_argv
+from samphub import Recorder, SampflowHub, hub_env, sampflow_argv
 
 from sampflow.rules.ledger import Ledger
 
@@ -39,12 +39,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[SampflowHub]:
-    """``sampflow hub --no-web-profile`` on a temporary lockfile, stopped by PID."""
-    (tmp_path / "hub").mkdir()
-    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
-                     args=["--no-web-profile"]) as h:
-        yield h
+def hub(hub_process: SampflowHub) -> SampflowHub:
+    """The hub these tests talk to: a ``sampflow hub`` process (see conftest)."""
+    return hub_process
 
 
 @contextlib.asynccontextmanager
