@@ -348,8 +348,8 @@ class _PyvoWebSetup:
 
     @pytest.fixture(autouse=True)
     def setup_method(self, tmp_path: Path) -> Any:  # type: ignore[override]
-        from sampflow.samp.hub.server import SAMPHubServer
-        from sampflow.samp.hub.web import web_profile_of
+        from sampflow.samp.hub.sync import SAMPHubServer
+        from sampflow.samp.hub.registry import Profile
 
         pyvo_samp.conf.use_internet = False
         self.dialog = AlwaysApproveWebProfileDialog()
@@ -359,7 +359,7 @@ class _PyvoWebSetup:
         self.hub = SAMPHubServer(web_profile=True, web_profile_dialog=self.dialog,
                                  lockfile=str(tmp_path / ".samp"), web_port=0)
         self.hub.start()
-        web = web_profile_of(self.hub._hub)
+        web = self.hub._hub.profile_for(Profile.WEB)
         assert web is not None
         self.client1 = pyvo_samp.SAMPIntegratedClient()
         self.client1.connect(hub=self.hub, pool_size=1)

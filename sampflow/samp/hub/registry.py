@@ -154,6 +154,10 @@ class Registry:
             raise LocalProtocolError("unknown private key: not registered, or unregistered")
         return record
 
+    def by_private_key(self, private_key: object) -> ClientRecord | None:
+        """The client holding `private_key`, or None (also for a key that is no string)."""
+        return self._by_key.get(private_key) if isinstance(private_key, str) else None
+
     def by_id(self, public_id: object) -> ClientRecord:
         """The client with `public_id`.
 
