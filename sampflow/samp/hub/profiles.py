@@ -25,12 +25,12 @@ core's or another profile's state, and the hub knows profiles only through these
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .core import Delivery
 from .registry import ClientRecord, Profile
 
-__all__ = ["ProfileHooks", "HubProfile", "LISTEN_BACKLOG"]
+__all__ = ["LISTEN_BACKLOG", "HubProfile", "ProfileHooks"]
 
 #: Listen backlog of every profile's socket: calcstorm opens dozens of connections at once,
 #: and a short backlog (astropy's is 5) makes the kernel reset them.
@@ -43,10 +43,11 @@ class ProfileHooks(Protocol):
     #: The `Profile` of the clients this profile hosts; their deliveries come to `deliver`.
     profile: Profile
 
-    def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
         """None to let `sender` send `message` to `recipient`, or the reason for refusing."""
 
-    def observe(self, sender: ClientRecord, message: dict) -> None:
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
         """See a message (or a response) the hub accepted from `sender`."""
 
     def deliver(self, delivery: Delivery) -> None:

@@ -29,7 +29,7 @@ class Profile(enum.Enum):
     #: Web Profile: XML-RPC over HTTP with CORS; callbacks are pulled (section 5.2).
     WEB = "web"
     #: A proxy for a client of another hub, hosted by an attached profile (the federation
-    #: link, `sampflow.samp.link`): its deliveries go to that profile's sink (`profiles`).
+    #: link, `sampflow.samp.link`): its deliveries go to that profile's `deliver` (`profiles`).
     LINK = "link"
 
 

@@ -22,7 +22,7 @@ from .delivery import MAX_QUEUE, Deliverer
 from .profiles import ProfileHooks
 from .registry import ClientRecord, Profile
 
-__all__ = ["HubService", "Handler", "MethodTable"]
+__all__ = ["Handler", "HubService", "MethodTable"]
 
 log = logging.getLogger("sampflow.hub")
 
@@ -267,7 +267,7 @@ class HubService:
             if seconds > 0:
                 return await asyncio.wait_for(future, seconds)
             return await future
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CallTimeout(f"no response from {recipient_id} within {timeout} s") from None
         finally:
             self._waiters.pop(msg_id, None)

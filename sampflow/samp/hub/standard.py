@@ -121,11 +121,12 @@ class StandardProfile:
             return {}
         return {"samp.secret": self.service.secret, "samp.hub.xmlrpc.url": self.url}
 
-    def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
         """Standard Profile clients may send any message: always None."""
         return None
 
-    def observe(self, sender: ClientRecord, message: dict) -> None:
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
         """Nothing to watch."""
 
     def deliver(self, delivery: Delivery) -> None:

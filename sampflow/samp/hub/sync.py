@@ -21,7 +21,7 @@ from ..types import mtype_subtypes
 from .server import AsyncHub
 from .web import attach_web_profile
 
-__all__ = ["SAMPHubServer", "WEB_PROFILE_DEFAULT_WARNING"]
+__all__ = ["WEB_PROFILE_DEFAULT_WARNING", "SAMPHubServer"]
 
 log = logging.getLogger("sampflow.hub")
 
@@ -106,8 +106,8 @@ class SAMPHubServer:
         self._timeout = timeout
         self._hub = AsyncHub(addr=addr or "127.0.0.1", port=port, lockfile=lockfile,
                              secret=secret, client_timeout=client_timeout or 30.0, label=label)
-        self._web_options = dict(enabled=bool(web_profile), dialog=web_profile_dialog,
-                                 port=web_port)
+        self._web_options = {"enabled": bool(web_profile), "dialog": web_profile_dialog,
+                                 "port": web_port}
         self.mode = mode
 
     @staticmethod

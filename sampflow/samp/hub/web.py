@@ -90,6 +90,8 @@ MAX_PULL_SECONDS = 600.0
 #: Pages from one origin, or the same page reloaded, share it; clients that send no
 #: ``Origin`` (not browsers) count as one origin.
 DEFAULT_MAX_PER_ORIGIN = 16
+
+
 class WebProfile:
     """Serves the Web Profile for one `HubService` (SAMP 1.3 section 5).
 
@@ -199,13 +201,14 @@ class WebProfile:
         """None: web clients find the hub at its well-known port (section 5.2)."""
         return {}
 
-    def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
         """Keep web clients to harmless MTypes (`MTypeRestriction`); None allows."""
         if self.restriction is None:
             return None
         return self.restriction(sender, recipient, message)
 
-    def observe(self, sender: ClientRecord, message: dict) -> None:
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
         """Learn the URLs each message mentions, for the translator (`UrlControl`)."""
         self.urls(sender, message)
 
