@@ -166,7 +166,8 @@ def _reach_through(path: Path) -> Iterator[str]:
         if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
                 and not node.attr.startswith("__")
                 and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
-            yield f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr} of {ast.unparse(node.value)}"
+            owner = ast.unparse(node.value)
+            yield f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr} of {owner}"
 
 
 def test_the_hub_does_not_reach_into_private_attributes() -> None:
