@@ -8,8 +8,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .rules.ledger import Ledger
@@ -58,13 +58,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
         except SAMPHubError as exc:  # a live hub there, or a path that is no lockfile
             print(f"sampflow hub: {exc}", file=sys.stderr)
             return 1
-        if not args.no_web_profile:
-            from .samp.hub.web import attach_web_profile_from_args
-
-            try:
-                await attach_web_profile_from_args(hub, args)
-            except OSError as exc:  # the port is taken (another hub's Web Profile)
-                log.warning("Web Profile not started (%s); the Standard Profile runs on", exc)
+        await serve_web_profile(hub, args)
         await _run_until_signalled(hub.stop)
         return 0
 
@@ -289,19 +283,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         except RulesError as exc:
             print(f"sampflow run: {exc}", file=sys.stderr)
             return 1
-        hub_setup = None
-        if not args.no_web_profile:
-            from .samp.hub.web import attach_web_profile_from_args
-
-            async def hub_setup(hub: AsyncHub) -> None:
-                try:
-                    await attach_web_profile_from_args(hub, args)
-                except OSError as exc:
-                    log.warning("Web Profile not started (%s); the Standard Profile runs on",
-                                exc)
-
         session = RunSession(engine, client_name=ruleset.client.get("name", "sampflow"),
-                             hub_mode=args.hub, lockfile=args.lockfile, hub_setup=hub_setup)
+                             hub_mode=args.hub, lockfile=args.lockfile,
+                             hub_setup=web_profile_setup(args))
         finished.append(await session.run())
         # Stopped cleanly (unregistered, lockfile removed): a late Ctrl-C or SIGTERM while
         # the interpreter exits must not turn status 0 into a KeyboardInterrupt.
@@ -424,7 +408,108 @@ def cmd_link(args: argparse.Namespace) -> int:
     """``sampflow link``: run a hub federated with other hubs over NATS."""
     from .samp.link.command import run_link
 
-    return asyncio.run(run_link(args, _run_until_signalled))
+    return asyncio.run(run_link(args, _run_until_signalled, hub_setup=web_profile_setup(args)))
+
+
+# -- the Web Profile's options (SAMP 1.3 section 5), for hub, run and link -----------------------
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the Web Profile options to an argparse (sub-)parser.
+
+    ``--web-port``, ``--no-web-profile``, ``--web-allow ORIGIN`` (repeatable),
+    ``--web-allow-all-for-testing``, ``--web-harmless MTYPE`` (repeatable),
+    ``--web-consent-timeout``, ``--web-max-per-origin``. Read back by
+    `web_profile_options`.
+    """
+    from .samp.hub.web import DEFAULT_MAX_PER_ORIGIN, WEB_PORT
+    from .samp.hub.web_policy import DEFAULT_HARMLESS_MTYPES
+
+    group = parser.add_argument_group("SAMP Web Profile (browser clients)")
+    group.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
+                       help=f"Web Profile port (default {WEB_PORT}, the standard's; 0: any)")
+    group.add_argument("--no-web-profile", action="store_true",
+                       help="do not serve the Web Profile")
+    group.add_argument("--web-allow", action="append", default=[], metavar="ORIGIN",
+                       help="let web pages from ORIGIN (e.g. http://localhost:8000) register "
+                            "without asking; repeatable. Others are asked about on the "
+                            "terminal, or refused when there is none")
+    group.add_argument("--web-allow-all-for-testing", action="store_true",
+                       help="let EVERY web page register without asking (automated tests only)")
+    group.add_argument("--web-harmless", action="append", default=None, metavar="MTYPE",
+                       help="MType pattern web clients may send when the recipient does not "
+                            "say (x-samp.mostly-harmless); repeatable; replaces the default "
+                            f"list {' '.join(DEFAULT_HARMLESS_MTYPES)}")
+    group.add_argument("--web-consent-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds to answer a registration prompt (default 60)")
+    group.add_argument("--web-max-per-origin", type=_positive_int,
+                       default=DEFAULT_MAX_PER_ORIGIN, metavar="N",
+                       help="most web clients registered at once from one origin (default "
+                            f"{DEFAULT_MAX_PER_ORIGIN}); more are refused")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def web_profile_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The keyword options of `~sampflow.samp.hub.web.attach_web_profile` that the options
+    of `add_web_arguments` ask for.
+
+    Returns
+    -------
+    dict or None
+        None when ``--no-web-profile`` was given.
+    """
+    from .samp.hub.web import DEFAULT_MAX_PER_ORIGIN, WEB_PORT
+    from .samp.hub.web_consent import allow_all_for_testing, default_consent
+    from .samp.hub.web_policy import DEFAULT_HARMLESS_MTYPES
+
+    if getattr(args, "no_web_profile", False):
+        return None
+    timeout = getattr(args, "web_consent_timeout", 60.0)
+    if getattr(args, "web_allow_all_for_testing", False):
+        consent: Any = allow_all_for_testing
+        log.warning("--web-allow-all-for-testing: every web page may register without asking")
+    else:
+        consent = default_consent(getattr(args, "web_allow", ()) or (), prompt_timeout=timeout)
+    return {
+        "port": getattr(args, "web_port", WEB_PORT),
+        "consent": consent,
+        "harmless_mtypes": getattr(args, "web_harmless", None) or DEFAULT_HARMLESS_MTYPES,
+        "consent_timeout": timeout + 5.0,
+        "max_per_origin": getattr(args, "web_max_per_origin", DEFAULT_MAX_PER_ORIGIN),
+    }
+
+
+async def serve_web_profile(hub: AsyncHub, args: argparse.Namespace) -> None:
+    """Add the Web Profile to `hub` as the options of `add_web_arguments` say; when its port
+    is taken, log it and go on with the Standard Profile only."""
+    options = web_profile_options(args)
+    if options is None:
+        return
+    from .samp.hub.web import attach_web_profile
+
+    try:
+        await attach_web_profile(hub, **options)
+    except OSError as exc:  # the port is taken (another hub's Web Profile)
+        log.error("cannot serve the SAMP Web Profile on port %s (%s); continuing without it",
+                  options["port"], exc)
+
+
+def web_profile_setup(args: argparse.Namespace) -> Callable[[AsyncHub], Awaitable[None]] | None:
+    """A ``hub_setup(hub)`` that runs `serve_web_profile`, or None with ``--no-web-profile``."""
+    if getattr(args, "no_web_profile", False):
+        return None
+
+    async def setup(hub: AsyncHub) -> None:
+        await serve_web_profile(hub, args)
+
+    return setup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -432,8 +517,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     ``-v`` is accepted before and after the subcommand (``sampflow run FILE -v``).
     """
-    from .samp.hub.web import add_web_arguments
-
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          help="more output: -v logs every message (hub) or every firing "

@@ -52,7 +52,8 @@ from .helpers import (
     send_spectrum_to,
     send_table_to,
 )
-from .hub.server import AsyncHub, SAMPHubServer
+from .hub.server import AsyncHub
+from .hub.sync import SAMPHubServer
 from .utils import SAMPMsgReplierWrapper, SAMPXXEServerProxy, safe_xmlrpc_loads
 from .web_profile import WebProfileDialog
 

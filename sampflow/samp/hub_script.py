@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .hub.server import SAMPHubServer
+from .hub.sync import SAMPHubServer
 
 __all__ = ["hub_script"]
 
@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-P", "--pool-size", dest="pool_size", metavar="SIZE", type=int,
                         default=20, help="accepted for compatibility; connections are pooled")
     parser.add_argument("-t", "--timeout", dest="timeout", metavar="SECONDS", type=float,
-                        default=0, help="stop after SECONDS with no client (0: never)")
+                        default=0, help="stop when no client is registered, looking every "
+                        "SECONDS (0: never)")
     parser.add_argument("-c", "--client-timeout", dest="client_timeout", metavar="SECONDS",
                         type=float, default=0, help="seconds allowed for each callback")
     parser.add_argument("-L", "--log-level", dest="loglevel", metavar="LEVEL", default="INFO",

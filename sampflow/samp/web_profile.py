@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from .hub.web import CLIENT_ACCESS_POLICY_XML, CROSS_DOMAIN_XML
+from .hub.web_http import CLIENT_ACCESS_POLICY_XML, CROSS_DOMAIN_XML
 
 __all__: list[str] = []
 

@@ -29,7 +29,7 @@ from sampflow.samp import (
     SAMPXXEServerProxy,
 )
 from sampflow.samp.client.proxy import NOBODY_WARNING
-from sampflow.samp.hub import server as hub_server
+from sampflow.samp.hub import sync as hub_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from sampflow.samp import SAMPWarning
-from sampflow.samp.hub import server as hub_server
+from sampflow.samp.hub import sync as hub_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -355,7 +355,7 @@ def test_embedding_a_hub_with_a_web_profile_dialog(desktop: Path,
 
     from sampflow.samp import SAMPHubServer
     from sampflow.samp.hub import WebProfileDialog
-    from sampflow.samp.hub.web import web_profile_of
+    from sampflow.samp.hub.registry import Profile
 
     asked: list[tuple[str, str]] = []
 
@@ -385,14 +385,14 @@ def test_embedding_a_hub_with_a_web_profile_dialog(desktop: Path,
             h = SAMPHubServer(web_profile_dialog=TimerWebProfileDialog(root))
             h.start()
         assert any(w.category is SAMPWarning for w in caught)
-        assert web_profile_of(h._hub) is None
+        assert h._hub.profile_for(Profile.WEB) is None
         h.stop()
 
         h = SAMPHubServer(web_profile=True, web_profile_dialog=TimerWebProfileDialog(root),
                           web_port=0)
         h.start()
         try:
-            web = web_profile_of(h._hub)
+            web = h._hub.profile_for(Profile.WEB)
             assert web is not None
             page = SAMPIntegratedWebClient()
             page.connect(web_port=web.port)

@@ -36,7 +36,7 @@ def _sampflow_process(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 
 
 def _sampflow_inprocess(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    from sampflow.samp.hub.server import SAMPHubServer
+    from sampflow.samp.hub.sync import SAMPHubServer
 
     hub = SAMPHubServer(lockfile=str(tmp_path / "sampflow.lock"))
     hub.start()

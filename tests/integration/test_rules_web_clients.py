@@ -68,9 +68,9 @@ async def _wait(records: list[FiringRecord], count: int) -> None:
 
 async def test_rules_see_the_senders_profile(setup, tmp_path: Path) -> None:
     hub, engine, records = setup
-    from sampflow.samp.hub.web import web_profile_of
+    from sampflow.samp.hub.registry import Profile
 
-    web = web_profile_of(hub)
+    web = hub.profile_for(Profile.WEB)
     assert web is not None
     engine_id = engine.client.public_id  # type: ignore[union-attr]
     async with aiohttp.ClientSession() as session:

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from samphub import Recorder
 
+from sampflow.samp.hub.registry import Profile
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.hub.web import WebProfile, attach_web_profile
 from sampflow.samp.hub.web_consent import AllowList, ConsentRequest
@@ -348,8 +349,7 @@ class _PyvoWebSetup:
 
     @pytest.fixture(autouse=True)
     def setup_method(self, tmp_path: Path) -> Any:  # type: ignore[override]
-        from sampflow.samp.hub.server import SAMPHubServer
-        from sampflow.samp.hub.web import web_profile_of
+        from sampflow.samp.hub.sync import SAMPHubServer
 
         pyvo_samp.conf.use_internet = False
         self.dialog = AlwaysApproveWebProfileDialog()
@@ -359,7 +359,7 @@ class _PyvoWebSetup:
         self.hub = SAMPHubServer(web_profile=True, web_profile_dialog=self.dialog,
                                  lockfile=str(tmp_path / ".samp"), web_port=0)
         self.hub.start()
-        web = web_profile_of(self.hub._hub)
+        web = self.hub._hub.profile_for(Profile.WEB)
         assert web is not None
         self.client1 = pyvo_samp.SAMPIntegratedClient()
         self.client1.connect(hub=self.hub, pool_size=1)
@@ -512,3 +512,21 @@ async def test_stale_pages_make_room_at_the_limit(hub: AsyncHub, session: aiohtt
         await WebClient(session, web.url).register()
     assert not pull.done()
     pull.cancel()
+
+
+# -- the Web Profile is a plug-in: added through AsyncHub.add_profile ---------------------------
+async def test_a_web_profile_that_cannot_bind_leaves_the_hub_as_it_was(
+        start_hub: Any, web: WebProfile, session: aiohttp.ClientSession) -> None:
+    other = await start_hub()
+    with pytest.raises(OSError):
+        await attach_web_profile(other, port=web.port, consent=AllowList([PAGE]))
+    # Nothing of the failed profile stayed behind: no Web Profile, and one can be added.
+    assert other.profile_for(Profile.WEB) is None
+    assert "samp.secret" in other.params and other.params["samp.hub.xmlrpc.url"] == other.url
+    second = await attach_web_profile(other, port=0, consent=AllowList([PAGE]))
+    assert other.profile_for(Profile.WEB) is second and second.port != web.port
+    page = await WebClient(session, second.url).register()
+    assert await page("getRegisteredClients") == ["hub"]
+    with pytest.raises(ValueError, match="already"):
+        await attach_web_profile(other, port=0)
+    assert other.profile_for(Profile.WEB) is second

@@ -5,6 +5,6 @@ As astropy's ``astropy.samp.hub`` module, this package exports `SAMPHubServer` a
 """
 
 from ..web_profile import WebProfileDialog
-from .server import SAMPHubServer
+from .sync import SAMPHubServer
 
 __all__ = ["SAMPHubServer", "WebProfileDialog"]

@@ -65,11 +65,11 @@ HUB_EVENT_MTYPES = (
 
 #: Sees every message (and every response) the hub accepts: ``observer(sender, message)``. The Web
 #: Profile's URL translator uses it to learn which URLs Standard Profile clients mention.
-MessageObserver = Callable[[ClientRecord, dict], None]
+MessageObserver = Callable[[ClientRecord, dict[str, Any]], None]
 
 #: Decides whether `sender` may send `message` to `recipient`: returns None to allow, or the
 #: reason for refusing. The Web Profile uses it to keep web clients to harmless MTypes.
-MessageFilter = Callable[[ClientRecord, ClientRecord, dict], "str | None"]
+MessageFilter = Callable[[ClientRecord, ClientRecord, dict[str, Any]], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +338,7 @@ class HubCore:
 
     # -- messages (sections 3.8-3.11) ------------------------------------------------------
     def _recipient(self, sender: ClientRecord, recipient_id: object, mtype: str,
-                   message: dict) -> ClientRecord:
+                   message: dict[str, Any]) -> ClientRecord:
         recipient = self.registry.by_id(recipient_id)  # the sender itself is allowed
         if recipient.subscription_for(mtype) is None:
             raise LocalProtocolError(f"client {recipient.public_id} is not subscribed to {mtype}")
@@ -349,12 +349,12 @@ class HubCore:
             raise LocalProtocolError(reason)
         return recipient
 
-    def _refusal(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
+    def _refusal(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]) -> str | None:
         if self.message_filter is None:
             return None
         return self.message_filter(sender, recipient, message)
 
-    def _fan_out(self, sender: ClientRecord, mtype: str, message: dict) -> list[ClientRecord]:
+    def _fan_out(self, sender: ClientRecord, mtype: str, message: dict[str, Any]) -> list[ClientRecord]:
         return [
             r
             for r, _ in self.registry.subscribed(mtype)
@@ -386,11 +386,11 @@ class HubCore:
             self._notify(sender, recipient, message)  # type: ignore[arg-type]
         return [r.public_id for r in recipients]
 
-    def _observe(self, sender: ClientRecord, message: dict) -> None:
+    def _observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
         for observer in self.message_observers:
             observer(sender, message)
 
-    def _notify(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> None:
+    def _notify(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]) -> None:
         if recipient.profile is Profile.HUB:
             return  # the hub acts on no notifications
         self._outputs.append(Delivery(recipient, "receiveNotification", (sender.public_id, message)))
@@ -434,7 +434,7 @@ class HubCore:
         return self._call(sender, recipient, None, message)  # type: ignore[arg-type]
 
     def _call(self, sender: ClientRecord, recipient: ClientRecord, msg_tag: str | None,
-              message: dict) -> str:
+              message: dict[str, Any]) -> str:
         msg_id = "m" + secrets.token_urlsafe(12)
         pending = PendingCall(sender, recipient, msg_tag)
         if recipient.profile is Profile.HUB:
@@ -444,7 +444,7 @@ class HubCore:
             self._outputs.append(Delivery(recipient, "receiveCall", (sender.public_id, msg_id, message)))
         return msg_id
 
-    def _hub_answer(self, message: dict) -> dict[str, Any]:
+    def _hub_answer(self, message: dict[str, Any]) -> dict[str, Any]:
         mtype = message.get("samp.mtype")
         if mtype == "samp.app.ping":
             return make_response()

@@ -1,12 +1,12 @@
 """Outbound callbacks from the hub to its clients (SAMP 1.3 section 4.2.4).
 
-One `Deliverer` per hub. Each (sender, recipient) pair gets its own FIFO lane drained by its
-own task, created on demand and gone once empty: messages from one sender to one recipient
-arrive in the order sent (the only order SAMP needs), different senders reach one recipient
-in parallel, and a slow or dead client only ever delays its own lanes. Standard Profile
-callbacks are XML-RPC POSTs through one pooled keep-alive `HttpClient` with a timeout on
-every request; Web Profile callbacks go to the sink the Web Profile transport installs (its
-pull queues). A big message (`sampflow.samp.xmlrpc.is_large`) is encoded on a worker
+One `Deliverer` per hub, for the Standard Profile's clients (the Standard Profile hands it
+their deliveries; the Web Profile queues its own for ``pullCallbacks``). Each (sender,
+recipient) pair gets its own FIFO lane drained by its own task, created on demand and gone
+once empty: messages from one sender to one recipient arrive in the order sent (the only
+order SAMP needs), different senders reach one recipient in parallel, and a slow or dead
+client only ever delays its own lanes. Callbacks are XML-RPC POSTs through one pooled
+keep-alive `HttpClient` with a timeout on every request. A big message (`sampflow.samp.xmlrpc.is_large`) is encoded on a worker
 thread, so that relaying it does not hold up the loop.
 
 Failures stay local to the one delivery that failed: whatever goes wrong (the client refused,
@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..wire import HttpClient, ServerDisconnected
 from ..xmlrpc import Fault, MalformedRequest, dumps_request, is_large, loads_response
 from .core import Delivery
-from .registry import ClientRecord, Profile
+from .registry import ClientRecord
 
 __all__ = ["Deliverer", "DeliveryOutcome"]
 
@@ -49,13 +49,18 @@ DeliveryOutcome = Callable[[Delivery, str, bool], None]
 
 
 class Deliverer:
-    """Per-recipient ordered delivery of `Delivery` objects.
+    """XML-RPC callbacks to Standard Profile clients, in order per (sender, recipient) lane.
+
+    Not one queue per recipient: each pair of sender (or responder) and recipient has its own
+    lane and its own task, so one recipient receives from several senders in parallel, each
+    sender's deliveries in the order submitted.
 
     Parameters
     ----------
     on_failure : callable
         ``on_failure(delivery, reason, dead)``, called on the event loop when a delivery
-        fails; `dead` is True when the callback endpoint refused the connection.
+        fails; `dead` is True when the callback endpoint refused the connection, or the
+        lane overflowed (`max_queue`): the recipient is then to be removed.
     timeout : float
         Seconds allowed for one callback request (connect, send and answer).
     max_queue : int
@@ -74,10 +79,6 @@ class Deliverer:
         self._senders: dict[ClientRecord, set[str]] = {}
         self._http = HttpClient(user_agent="sampflow-hub")
         self._encoder: ThreadPoolExecutor | None = None  # one thread, for big messages
-        #: Where Web Profile deliveries go; set by the Web Profile transport.
-        self.web_sink: Callable[[Delivery], None] | None = None
-        #: Profile -> sink for clients that an attached profile hosts (`profiles.attach`).
-        self.sinks: dict[Profile, Callable[[Delivery], None]] = {}
 
     @property
     def connections_opened(self) -> int:
@@ -91,14 +92,6 @@ class Deliverer:
     def submit(self, delivery: Delivery) -> None:
         """Queue `delivery` in its (sender, recipient) lane; never blocks."""
         recipient = delivery.recipient
-        sink = self.sinks.get(recipient.profile)
-        if sink is not None:
-            sink(delivery)
-            return
-        if recipient.profile is Profile.WEB:
-            if self.web_sink is not None:
-                self.web_sink(delivery)
-            return
         if recipient in self._condemned:
             return  # being removed: the core answers the calls it owed
         key = (recipient, delivery.args[0])  # the sender's (or responder's) public id

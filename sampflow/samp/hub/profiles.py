@@ -1,44 +1,53 @@
 """Profiles as plug-ins: the one declared interface through which a profile joins a hub.
 
-A profile that hosts its own kind of client (the federation link's proxy clients,
-`sampflow.samp.link`) implements `AttachedProfile` and calls `attach`. The hub then
+A profile is how one kind of client reaches the hub: the Standard Profile (XML-RPC with
+callbacks, section 4), the Web Profile (browsers, section 5), the federation link's proxy
+clients (`sampflow.samp.link`). Each implements `ProfileHooks` and is registered with one
+call, `HubService.add_profile` (in memory, no sockets), or `AsyncHub.add_profile` for a
+profile that also serves a socket (`HubProfile`: it adds `~HubProfile.start`,
+`~HubProfile.stop` and the lockfile entries it contributes). The hub then
 
-- asks its `~AttachedProfile.filter` about every message it routes (after any filter already
-  installed), so the profile can refuse what may not reach its clients;
-- shows it every message and response it accepts (`~AttachedProfile.observe`);
-- hands it every `Delivery` for a client of its `~AttachedProfile.profile`
-  (`~AttachedProfile.deliver`) instead of making an XML-RPC callback;
-- tells it when any client leaves (`~AttachedProfile.client_gone`).
+- asks every profile's `~ProfileHooks.filter` about every message it routes, in the order
+  the profiles were added, so a profile can refuse what may not reach (or leave) its
+  clients (the Web Profile keeps web clients to harmless MTypes, section 5.4.2);
+- shows every profile each message and response it accepts (`~ProfileHooks.observe`; the
+  Web Profile learns which URLs Standard Profile clients mention, section 5.4.3);
+- hands every `Delivery` for a client of a profile's `~ProfileHooks.profile` to that
+  profile's `~ProfileHooks.deliver` (the Standard Profile makes XML-RPC callbacks, the Web
+  Profile queues them for ``pullCallbacks``);
+- tells every profile when any client leaves (`~ProfileHooks.client_gone`).
 
-The profile registers its clients through the ordinary public verbs
-(`HubService.register` with its `Profile`, then `HubCore.set_callback` with any non-empty
-marker so the core counts them callable) and sends on their behalf with their private keys,
-like any client; `HubService.process_outputs` carries out what that produced. Nothing here
-reaches into the core's private state.
+A profile registers its clients through the ordinary public verbs (`HubService.register`
+with its `Profile`) and acts for them with their private keys, like any client;
+`HubService.process_outputs` carries out what that produced. No profile reaches into the
+core's or another profile's state, and the hub knows profiles only through these protocols.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .core import Delivery
 from .registry import ClientRecord, Profile
-from .service import HubService
 
-__all__ = ["AttachedProfile", "attach"]
+__all__ = ["LISTEN_BACKLOG", "HubProfile", "ProfileHooks"]
+
+#: Listen backlog of every profile's socket: calcstorm opens dozens of connections at once,
+#: and a short backlog (astropy's is 5) makes the kernel reset them.
+LISTEN_BACKLOG = 1024
 
 
-class AttachedProfile(Protocol):
-    """What a plug-in profile provides to the hub (see the module docstring)."""
+class ProfileHooks(Protocol):
+    """What every profile provides to the hub (see the module docstring)."""
 
-    #: The `Profile` of the clients this plug-in hosts; their deliveries come to `deliver`.
+    #: The `Profile` of the clients this profile hosts; their deliveries come to `deliver`.
     profile: Profile
 
-    def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
         """None to let `sender` send `message` to `recipient`, or the reason for refusing."""
 
-    def observe(self, sender: ClientRecord, message: dict) -> None:
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
         """See a message (or a response) the hub accepted from `sender`."""
 
     def deliver(self, delivery: Delivery) -> None:
@@ -48,53 +57,23 @@ class AttachedProfile(Protocol):
         """`record` (of any profile) has left the hub."""
 
 
-def attach(service: HubService, plugin: AttachedProfile) -> Callable[[], None]:
-    """Attach `plugin` to the hub that `service` drives.
+class HubProfile(ProfileHooks, Protocol):
+    """A profile that serves its own socket: `ProfileHooks` plus a lifecycle."""
 
-    Parameters
-    ----------
-    service : HubService
-        The hub's service.
-    plugin : AttachedProfile
-        The profile; its `profile` must not be ``STANDARD``, ``WEB`` or ``HUB``.
+    async def start(self) -> None:
+        """Start serving (bind the socket).
 
-    Returns
-    -------
-    callable
-        ``detach()``: undo the attachment (the plug-in's clients should be removed first).
+        Raises
+        ------
+        OSError
+            If the address cannot be bound.
+        """
 
-    Raises
-    ------
-    ValueError
-        If the profile is a built-in one, or already has a plug-in.
-    """
-    if plugin.profile in (Profile.STANDARD, Profile.WEB, Profile.HUB):
-        raise ValueError(f"profile {plugin.profile.value} is built in")
-    deliverer = service.deliverer
-    if plugin.profile in deliverer.sinks:
-        raise ValueError(f"profile {plugin.profile.value} already has a plug-in")
-    core = service.core
-    previous = core.message_filter
+    async def stop(self) -> None:
+        """Stop serving; called once the hub has told its clients it stops."""
 
-    def chained(sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
-        if previous is not None:
-            reason = previous(sender, recipient, message)
-            if reason is not None:
-                return reason
-        return plugin.filter(sender, recipient, message)
+    def lockfile_entries(self) -> dict[str, str]:
+        """The key-value pairs this profile adds to the hub's lockfile (section 4.2.2); the
+        Standard Profile's are ``samp.secret`` and ``samp.hub.xmlrpc.url``, the Web Profile,
+        found at its well-known port, adds none."""
 
-    core.message_filter = chained
-    core.message_observers.append(plugin.observe)
-    deliverer.sinks[plugin.profile] = plugin.deliver
-    service.on_client_gone.append(plugin.client_gone)
-
-    def detach() -> None:
-        if core.message_filter is chained:
-            core.message_filter = previous
-        if plugin.observe in core.message_observers:
-            core.message_observers.remove(plugin.observe)
-        deliverer.sinks.pop(plugin.profile, None)
-        if plugin.client_gone in service.on_client_gone:
-            service.on_client_gone.remove(plugin.client_gone)
-
-    return detach

@@ -29,7 +29,7 @@ class Profile(enum.Enum):
     #: Web Profile: XML-RPC over HTTP with CORS; callbacks are pulled (section 5.2).
     WEB = "web"
     #: A proxy for a client of another hub, hosted by an attached profile (the federation
-    #: link, `sampflow.samp.link`): its deliveries go to that profile's sink (`profiles`).
+    #: link, `sampflow.samp.link`): its deliveries go to that profile's `deliver` (`profiles`).
     LINK = "link"
 
 
@@ -153,6 +153,10 @@ class Registry:
         if record is None:
             raise LocalProtocolError("unknown private key: not registered, or unregistered")
         return record
+
+    def by_private_key(self, private_key: object) -> ClientRecord | None:
+        """The client holding `private_key`, or None (also for a key that is no string)."""
+        return self._by_key.get(private_key) if isinstance(private_key, str) else None
 
     def by_id(self, public_id: object) -> ClientRecord:
         """The client with `public_id`.

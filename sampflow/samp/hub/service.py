@@ -1,10 +1,11 @@
 """The hub's I/O glue: one `HubService` drives a `HubCore` for every transport.
 
-It maps the hub's XML-RPC method names to core verbs in one explicit table
-(`COMMON_METHODS`), runs each request against the core, and acts on the core's outputs:
-deliveries go to the `Deliverer`, synchronous responses wake their ``callAndWait`` waiter
-(an `asyncio.Future` keyed by msg-id: no polling), departed clients lose their queues.
-Every request runs on the one event loop, so the core needs no lock.
+It maps the hub's XML-RPC method names to the core's bound verbs in one explicit table
+(`HubService.methods`), runs each request against the core, and acts on the core's
+outputs: each delivery goes to the profile that hosts its recipient (`add_profile`,
+`sampflow.samp.hub.profiles`), synchronous responses wake their ``callAndWait`` waiter
+(an `asyncio.Future` keyed by msg-id: no polling), and every profile hears of departed
+clients. Every request runs on the one event loop, so the core needs no lock.
 """
 
 from __future__ import annotations
@@ -18,42 +19,18 @@ from typing import Any
 from ..errors import CallTimeout, LocalProtocolError
 from .core import ClientGone, Delivery, HubCore, SyncResponse
 from .delivery import MAX_QUEUE, Deliverer
+from .profiles import ProfileHooks
 from .registry import ClientRecord, Profile
 
-__all__ = ["HubService", "COMMON_METHODS", "hub_call"]
+__all__ = ["Handler", "HubService", "MethodTable"]
 
 log = logging.getLogger("sampflow.hub")
 
+#: A method-table entry's handler: called with the XML-RPC arguments.
 Handler = Callable[..., Any]
-
-
-def hub_call(verb: str) -> Handler:
-    """A method-table handler that calls `HubCore` verb `verb` with the XML-RPC arguments."""
-    def handler(service: "HubService", *args: Any) -> Any:
-        return getattr(service.core, verb)(*args)
-
-    handler.__name__ = verb
-    return handler
-
-
-#: Hub methods shared by both profiles: XML-RPC name (without ``samp.hub.`` or
-#: ``samp.webhub.``) -> (number of arguments, handler). ``register``, ``ping`` and
-#: ``callAndWait`` are handled by `HubService` itself; each profile passes its own extras to
-#: `HubService.dispatch` (the Standard Profile's ``setXmlrpcCallback``).
-COMMON_METHODS: dict[str, tuple[int, Handler]] = {
-    "unregister": (1, hub_call("unregister")),
-    "declareMetadata": (2, hub_call("declare_metadata")),
-    "getMetadata": (2, hub_call("get_metadata")),
-    "declareSubscriptions": (2, hub_call("declare_subscriptions")),
-    "getSubscriptions": (2, hub_call("get_subscriptions")),
-    "getRegisteredClients": (1, hub_call("get_registered_clients")),
-    "getSubscribedClients": (2, hub_call("get_subscribed_clients")),
-    "notify": (3, hub_call("notify")),
-    "notifyAll": (2, hub_call("notify_all")),
-    "call": (4, hub_call("call")),
-    "callAll": (3, hub_call("call_all")),
-    "reply": (3, hub_call("reply")),
-}
+#: A method table: XML-RPC name (without ``samp.hub.`` or ``samp.webhub.``) -> (number of
+#: arguments, handler).
+MethodTable = dict[str, tuple[int, Handler]]
 
 
 class HubService:
@@ -71,6 +48,21 @@ class HubService:
     value_types : {"relayable", "samp"}
         The values every profile accepts in requests (`sampflow.samp.xmlrpc.loads_request`):
         those the hub can relay exactly as they came, or SAMP's string, list and map only.
+
+    Attributes
+    ----------
+    methods : dict
+        The hub methods shared by every profile, a `MethodTable` of the core's bound verbs.
+        ``register``, ``ping`` and ``callAndWait`` are handled by `HubService` itself; each
+        profile passes its own extras to `dispatch` (the Standard Profile's
+        ``setXmlrpcCallback``, the Web Profile's ``allowReverseCallbacks``).
+    deliverer : Deliverer
+        The XML-RPC callback lanes the Standard Profile delivers through.
+
+    Raises
+    ------
+    ValueError
+        If `value_types` is neither of the two.
     """
 
     def __init__(self, core: HubCore, *, client_timeout: float = 30.0,
@@ -83,13 +75,85 @@ class HubService:
         self.deliverer = Deliverer(self._delivery_failed, timeout=client_timeout,
                                    max_queue=max_queue)
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        #: Called with each departed client (the Web Profile closes its pull queue).
-        self.on_client_gone: list[Callable[[ClientRecord, str], None]] = []
+        self.methods: MethodTable = {
+            "unregister": (1, core.unregister),
+            "declareMetadata": (2, core.declare_metadata),
+            "getMetadata": (2, core.get_metadata),
+            "declareSubscriptions": (2, core.declare_subscriptions),
+            "getSubscriptions": (2, core.get_subscriptions),
+            "getRegisteredClients": (1, core.get_registered_clients),
+            "getSubscribedClients": (2, core.get_subscribed_clients),
+            "notify": (3, core.notify),
+            "notifyAll": (2, core.notify_all),
+            "call": (4, core.call),
+            "callAll": (3, core.call_all),
+            "reply": (3, core.reply),
+        }
+        #: The profiles added, in order; each hosts the clients of its `Profile`.
+        self._profiles: dict[Profile, ProfileHooks] = {}
+        # The core consults one filter and one observer: the profiles', in order, after any
+        # filter the core was built with.
+        self._core_filter = core.message_filter
+        core.message_filter = self._filter
+        core.message_observers.append(self._observe)
+
+    # -- profiles ---------------------------------------------------------------------------
+    def add_profile(self, profile: ProfileHooks) -> Callable[[], None]:
+        """Add `profile`: the hub consults and tells it as `sampflow.samp.hub.profiles` says,
+        and hands it the deliveries for clients of ``profile.profile``.
+
+        Parameters
+        ----------
+        profile : ProfileHooks
+            The profile; no other profile added may host the same `Profile`.
+
+        Returns
+        -------
+        callable
+            ``remove()``: take the profile out again (its clients should be removed first).
+
+        Raises
+        ------
+        ValueError
+            If `profile` would host the hub's own client, or its `Profile` already has one.
+        """
+        kind = profile.profile
+        if kind is Profile.HUB:
+            raise ValueError("no profile hosts the hub's own client")
+        if kind in self._profiles:
+            raise ValueError(f"profile {kind.value} is already served")
+        self._profiles[kind] = profile
+
+        def remove() -> None:
+            if self._profiles.get(kind) is profile:
+                del self._profiles[kind]
+
+        return remove
+
+    def profile_for(self, kind: Profile) -> ProfileHooks | None:
+        """The profile added for clients of `kind`, or None."""
+        return self._profiles.get(kind)
+
+    def _filter(self, sender: ClientRecord, recipient: ClientRecord,
+                message: dict[str, Any]) -> str | None:
+        if self._core_filter is not None:
+            reason = self._core_filter(sender, recipient, message)
+            if reason is not None:
+                return reason
+        for profile in self._profiles.values():
+            reason = profile.filter(sender, recipient, message)
+            if reason is not None:
+                return reason
+        return None
+
+    def _observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
+        for profile in self._profiles.values():
+            profile.observe(sender, message)
 
     # -- running requests ------------------------------------------------------------------
     async def dispatch(self, method: str, params: tuple[Any, ...], *,
                        profile: Profile = Profile.STANDARD,
-                       extra: dict[str, tuple[int, Handler]] | None = None) -> Any:
+                       extra: MethodTable | None = None) -> Any:
         """Run hub method `method` (the part after ``samp.hub.``) with `params`.
 
         Parameters
@@ -101,7 +165,7 @@ class HubService:
         profile : Profile
             The profile the request came through (for log lines).
         extra : dict, optional
-            Profile-specific methods, in the form of `COMMON_METHODS`.
+            Profile-specific methods, in the form of `methods`.
 
         Returns
         -------
@@ -123,7 +187,7 @@ class HubService:
 
     def dispatch_now(self, method: str, params: tuple[Any, ...], *,
                      profile: Profile = Profile.STANDARD,
-                     extra: dict[str, tuple[int, Handler]] | None = None) -> Any:
+                     extra: MethodTable | None = None) -> Any:
         """Run hub method `method` at once: any method but ``callAndWait``, which waits.
 
         Parameters and exceptions are those of `dispatch`; ``callAndWait`` is refused with
@@ -131,7 +195,7 @@ class HubService:
         """
         if method == "ping":
             return ""
-        entry = COMMON_METHODS.get(method)
+        entry = self.methods.get(method)
         if entry is None and extra is not None:
             entry = extra.get(method)
         if entry is None:
@@ -142,9 +206,10 @@ class HubService:
         self._check_arity(method, params, arity)
         if log.isEnabledFor(logging.DEBUG):
             self._trace(method, params)
-        leaving = self.core.registry._by_key.get(params[0]) if method == "unregister" else None
+        registry = self.core.registry
+        leaving = registry.by_private_key(params[0]) if method == "unregister" else None
         try:
-            result = handler(self, *params)
+            result = handler(*params)
         finally:
             self.process_outputs()
         if leaving is not None:
@@ -162,7 +227,7 @@ class HubService:
             )
 
     def _trace(self, method: str, params: tuple[Any, ...]) -> None:
-        sender = self.core.registry._by_key.get(params[0]) if params else None
+        sender = self.core.registry.by_private_key(params[0]) if params else None
         who = sender.public_id if sender else "?"
         message = next((p for p in params if isinstance(p, dict) and "samp.mtype" in p), None)
         if message is not None:
@@ -202,7 +267,7 @@ class HubService:
             if seconds > 0:
                 return await asyncio.wait_for(future, seconds)
             return await future
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CallTimeout(f"no response from {recipient_id} within {timeout} s") from None
         finally:
             self._waiters.pop(msg_id, None)
@@ -213,18 +278,22 @@ class HubService:
         """Carry out everything the core has produced since the last call."""
         for output in self.core.take_outputs():
             if type(output) is Delivery:
-                self.deliverer.submit(output)
+                profile = self._profiles.get(output.recipient.profile)
+                if profile is not None:
+                    profile.deliver(output)
+                else:
+                    log.debug("no %s profile: %s to %s dropped", output.recipient.profile.value,
+                              output.method, output.recipient.public_id)
             elif type(output) is SyncResponse:
                 waiter = self._waiters.get(output.msg_id)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(output.response)
             elif type(output) is ClientGone:
-                self.deliverer.forget(output.client)
                 if output.reason != "unregistered":
                     log.warning("removed %s (%s): %s", output.client.public_id,
                                 output.client.name, output.reason)
-                for hook in self.on_client_gone:
-                    hook(output.client, output.reason)
+                for profile in list(self._profiles.values()):
+                    profile.client_gone(output.client, output.reason)
 
     def _delivery_failed(self, delivery: Delivery, reason: str, dead: bool) -> None:
         log.warning("delivery of %s to %s failed: %s", delivery.method,

@@ -23,12 +23,14 @@ import asyncio
 import functools
 import logging
 import secrets
+import socket
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ProtocolError
-from ..wire import Request, Response
+from ..wire import Request, Response, serve
+from ..wire.server import HttpServer
 from ..xmlrpc import (
     MAX_BODY_BYTES,
     MalformedRequest,
@@ -37,17 +39,16 @@ from ..xmlrpc import (
     is_large,
     loads_request,
 )
-from .registry import Profile
-from .service import HubService, hub_call
+from .core import Delivery
+from .profiles import LISTEN_BACKLOG
+from .registry import ClientRecord, Profile
+from .service import HubService, MethodTable
 
 __all__ = ["StandardProfile"]
 
 log = logging.getLogger("sampflow.hub")
 
 PREFIX = "samp.hub."
-
-#: Methods only the Standard Profile has (section 4.2.4), in the form of `COMMON_METHODS`.
-STANDARD_ONLY_METHODS = {"setXmlrpcCallback": (2, hub_call("set_callback"))}
 
 _GET_TEXT = b"sampflow SAMP hub: Standard Profile XML-RPC; POST here.\n"
 
@@ -56,20 +57,87 @@ OFF_LOOP_BYTES = 256 * 1024
 
 
 class StandardProfile:
-    """Serves the Standard Profile hub API for one `HubService`.
+    """Serves the Standard Profile hub API for one `HubService` (a `HubProfile`).
+
+    Add it to a hub with `AsyncHub.add_profile`, which starts it. Deliveries to its clients
+    go to the service's `Deliverer` (XML-RPC callbacks).
 
     Parameters
     ----------
     service : HubService
         The hub to serve.
+    addr : str
+        Address to listen on.
+    port : int
+        TCP port; 0 picks a free one (`port` is the one bound once started).
     max_body : int
         Largest request body accepted, in bytes; larger ones get a fault.
+    backlog : int
+        Listen backlog.
     """
 
-    def __init__(self, service: HubService, *, max_body: int = MAX_BODY_BYTES) -> None:
+    profile = Profile.STANDARD
+
+    def __init__(self, service: HubService, *, addr: str = "127.0.0.1", port: int = 0,
+                 max_body: int = MAX_BODY_BYTES, backlog: int = LISTEN_BACKLOG) -> None:
         self.service = service
+        self.addr = addr
+        self.port = port
         self.max_body = max_body
+        self.backlog = backlog
+        #: ``samp.hub.xmlrpc.url``, once started.
+        self.url: str | None = None
+        self._server: HttpServer | None = None
         self._parser: ThreadPoolExecutor | None = None  # one thread, for large bodies
+        #: Methods only the Standard Profile has (section 4.2.4), in the form of
+        #: `HubService.methods`.
+        self.methods: MethodTable = {"setXmlrpcCallback": (2, service.core.set_callback)}
+
+    # -- HubProfile ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen on `addr` and `port`; sets `port` and `url`.
+
+        Raises
+        ------
+        OSError
+            If the address cannot be bound.
+        """
+        self._server = await serve(self.handle, self.addr, self.port, max_body=self.max_body,
+                                   too_large=self.too_large, backlog=self.backlog)
+        self.port = self._server.port
+        host = self.addr if self.addr not in ("0.0.0.0", "::", "") else socket.gethostname()
+        self.url = f"http://{host}:{self.port}/xmlrpc"
+
+    async def stop(self) -> None:
+        """Stop listening and stop the parsing thread, if one was started."""
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+        self.close()
+
+    def lockfile_entries(self) -> dict[str, str]:
+        """``samp.secret`` and ``samp.hub.xmlrpc.url`` (section 4.2.2), once started."""
+        if self.url is None:
+            return {}
+        return {"samp.secret": self.service.secret, "samp.hub.xmlrpc.url": self.url}
+
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
+        """Standard Profile clients may send any message: always None."""
+        return None
+
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
+        """Nothing to watch."""
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue `delivery` for an XML-RPC callback (`Deliverer.submit`)."""
+        self.service.deliverer.submit(delivery)
+
+    def client_gone(self, record: ClientRecord, reason: str) -> None:
+        """Drop `record`'s callback lanes (`Deliverer.forget`)."""
+        self.service.deliverer.forget(record)
+
+    # -- serving -------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         """Answer one HTTP request: an XML-RPC response or fault (always HTTP 200) for a POST,
@@ -173,7 +241,7 @@ class StandardProfile:
             if not secrets.compare_digest(params[0], self.service.secret):
                 raise MalformedRequest("wrong hub secret")
             return self.service.register(Profile.STANDARD)
-        return self.service.dispatch_now(name, params, extra=STANDARD_ONLY_METHODS)
+        return self.service.dispatch_now(name, params, extra=self.methods)
 
     def too_large(self, length: int | None) -> Response:
         """The fault for a request body over `max_body` (`length` if it was announced)."""

@@ -1,11 +1,14 @@
 """The Web Profile transport (SAMP 1.3 section 5): browser clients, safely.
 
-`WebProfile` serves XML-RPC over HTTP on loopback port 21012 (section 5.2) with the hub
-methods under the ``samp.webhub.`` prefix (section 5.3): ``register`` with identity
-information, ``unregister``, ``allowReverseCallbacks``, ``pullCallbacks`` and the rest of the
-hub API through the shared `COMMON_METHODS` table. Callbacks to web clients are queued and
-handed out by ``pullCallbacks``, a real long poll: the request waits on a future that the
-next delivery completes, so an idle web client costs no CPU.
+`WebProfile` is a `~sampflow.samp.hub.profiles.HubProfile`: added to a hub with
+`AsyncHub.add_profile` (or `attach_web_profile`), it serves XML-RPC over HTTP on loopback
+port 21012 (section 5.2) with the hub methods under the ``samp.webhub.`` prefix (section
+5.3): ``register`` with identity information, ``unregister``, ``allowReverseCallbacks``,
+``pullCallbacks`` and the rest of the hub API through the service's shared method table
+(`HubService.methods`). Callbacks to web clients are queued and handed out by
+``pullCallbacks``, a real long poll: the request waits on a future that the next delivery
+completes, so an idle web client costs no CPU. The HTTP side (loopback, CORS, policy files)
+is `sampflow.samp.hub.web_http`.
 
 Security (section 5.4), in the order a request meets it:
 
@@ -17,7 +20,7 @@ Security (section 5.4), in the order a request meets it:
   The ``Origin`` is reflected for ``register`` and ``ping`` (a page must be able to read
   the answer, or the refusal, of its registration); afterwards a client's requests are
   answered only for the origin it registered from, and refused from any other.
-- Registration (5.4.2): at most `DEFAULT_MAX_PER_ORIGIN` web clients (``--web-max-per-origin``)
+- Registration (5.4.2): at most `DEFAULT_MAX_PER_ORIGIN` web clients (`max_per_origin`)
   from one origin may be registered (or registering) at once; at that limit, the origin's
   clients that have made no request for ``idle_timeout`` seconds are unregistered to make
   room (pages closed without unregistering), and if none is, the registration is refused.
@@ -30,19 +33,15 @@ Security (section 5.4), in the order a request meets it:
   subscriptions): a page's URL stays untranslatable whoever relays it (`UrlControl`).
 - Messages from web clients are limited to MTypes their recipients mark
   ``x-samp.mostly-harmless`` or that are on a list of known-harmless MTypes
-  (`MTypeRestriction`).
+  (`MTypeRestriction`, the profile's `~WebProfile.filter`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import ipaddress
 import logging
-import re
 import secrets
 import time
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -53,15 +52,16 @@ from ..errors import LocalProtocolError, ProtocolError
 from ..types import decode_bool
 from ..xmlrpc import MAX_BODY_BYTES, MalformedRequest, dumps_fault, dumps_response, loads_request
 from .core import Delivery
+from .profiles import LISTEN_BACKLOG
 from .registry import ClientRecord, Profile
-from .service import HubService
-from .web_consent import (
-    ConsentGate,
-    ConsentRequest,
-    allow_all_for_testing,
-    as_consent,
-    default_consent,
-    normalise_origin,
+from .service import HubService, MethodTable
+from .web_consent import ConsentGate, ConsentRequest, as_consent, default_consent, normalise_origin
+from .web_http import (
+    CLIENT_ACCESS_POLICY_XML,
+    CROSS_DOMAIN_XML,
+    cors_reply,
+    request_origin,
+    web_app,
 )
 from .web_policy import DEFAULT_HARMLESS_MTYPES, MTypeRestriction, UrlControl
 from .web_pull import MAX_QUEUED, PullQueue
@@ -76,10 +76,7 @@ __all__ = [
     "DEFAULT_MAX_PER_ORIGIN",
     "WEB_PORT",
     "WebProfile",
-    "add_web_arguments",
     "attach_web_profile",
-    "attach_web_profile_from_args",
-    "web_profile_of",
 ]
 
 log = logging.getLogger("sampflow.hub.web")
@@ -87,65 +84,12 @@ log = logging.getLogger("sampflow.hub.web")
 #: The Web Profile's well-known port (section 5.2).
 WEB_PORT = 21012
 PREFIX = "samp.webhub."
-XML = "text/xml"
 #: Longest ``pullCallbacks`` wait granted, in seconds (sampjs asks for 600).
 MAX_PULL_SECONDS = 600.0
 #: Most web clients registered (or awaiting consent) at once from one origin, by default.
 #: Pages from one origin, or the same page reloaded, share it; clients that send no
 #: ``Origin`` (not browsers) count as one origin.
 DEFAULT_MAX_PER_ORIGIN = 16
-_ORIGIN = re.compile(r"^(null|[a-z][a-z0-9+.-]*://[^\s/?#]{1,253})$", re.IGNORECASE)
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
-
-#: Flash cross-domain policy (section 5.4.1): access from any domain; consent and origin
-#: checks, not the policy file, are what protect the hub.
-CROSS_DOMAIN_XML = """<?xml version="1.0"?>
-<!DOCTYPE cross-domain-policy SYSTEM "http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">
-<cross-domain-policy>
-  <site-control permitted-cross-domain-policies="master-only"/>
-  <allow-access-from domain="*"/>
-  <allow-http-request-headers-from domain="*" headers="Content-Type"/>
-</cross-domain-policy>
-"""
-
-#: Silverlight client access policy (section 5.4.1), equivalent to `CROSS_DOMAIN_XML`.
-CLIENT_ACCESS_POLICY_XML = """<?xml version="1.0" encoding="utf-8"?>
-<access-policy>
-  <cross-domain-access>
-    <policy>
-      <allow-from http-request-headers="Content-Type">
-        <domain uri="*"/>
-      </allow-from>
-      <grant-to>
-        <resource path="/" include-subpaths="true"/>
-      </grant-to>
-    </policy>
-  </cross-domain-access>
-</access-policy>
-"""
-
-_PROFILES: weakref.WeakKeyDictionary[Any, WebProfile] = weakref.WeakKeyDictionary()
-
-
-def web_profile_of(hub: Any) -> WebProfile | None:
-    """The `WebProfile` attached to `hub` (an `AsyncHub`), or None."""
-    return _PROFILES.get(hub)
-
-
-def _is_loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if host.startswith("[") and "]" in host:
-        name = host[: host.index("]") + 1]
-    return name.lower() in _LOOPBACK_HOSTS or _is_loopback(name.strip("[]"))
 
 
 class WebProfile:
@@ -172,17 +116,31 @@ class WebProfile:
         Largest request body accepted, in bytes.
     max_per_origin : int
         Most web clients registered, or awaiting consent, at once from one origin.
+    addr : str
+        Listening address; keep it loopback (non-loopback peers are refused anyway).
+    port : int
+        TCP port (21012, the standard's, by default; 0 picks a free one); the port bound
+        once started.
+
+    Raises
+    ------
+    ValueError
+        If `max_per_origin` is below 1.
 
     Notes
     -----
-    Construct it with `attach_web_profile`, which also starts serving it.
+    Add it to its hub with `AsyncHub.add_profile`, which starts serving it, or build and
+    add it in one go with `attach_web_profile`.
     """
+
+    profile = Profile.WEB
 
     def __init__(self, service: HubService, *, consent: Any = None,
                  consent_timeout: float = 120.0,
                  harmless_mtypes: Iterable[str] | None = DEFAULT_HARMLESS_MTYPES,
                  idle_timeout: float = 120.0, max_body: int = MAX_BODY_BYTES,
-                 max_per_origin: int = DEFAULT_MAX_PER_ORIGIN) -> None:
+                 max_per_origin: int = DEFAULT_MAX_PER_ORIGIN, addr: str = "127.0.0.1",
+                 port: int = WEB_PORT) -> None:
         if max_per_origin < 1:
             raise ValueError("max_per_origin must be at least 1")
         self.service = service
@@ -196,93 +154,98 @@ class WebProfile:
         self.max_per_origin = max_per_origin
         #: Web clients registered or registering, by normalised origin ("" for none).
         self._per_origin: Counter[str] = Counter()
-        self.port: int | None = None
+        self.addr = addr
+        self.port = port
+        self._runner: web.AppRunner | None = None
         self._queues: dict[ClientRecord, PullQueue] = {}
-        self._extra = {"allowReverseCallbacks": (2, self._allow_callbacks)}
+        #: Methods only the Web Profile has, in the form of `HubService.methods`.
+        self.methods: MethodTable = {"allowReverseCallbacks": (2, self._allow_callbacks)}
         self.restriction: MTypeRestriction | None = None
         if harmless_mtypes is not None:
-            self.restriction = MTypeRestriction(harmless_mtypes, previous=self.core.message_filter)
-            self.core.message_filter = self.restriction
-        self.core.message_observers.append(self.urls)
-        service.deliverer.web_sink = self._deliver
-        service.on_client_gone.append(self._client_gone)
+            self.restriction = MTypeRestriction(harmless_mtypes)
 
     @property
     def url(self) -> str:
         """The XML-RPC endpoint, once serving."""
         return f"http://127.0.0.1:{self.port}/"
 
-    # -- the aiohttp application -------------------------------------------------------------
-    def app(self) -> web.Application:
-        """An aiohttp application serving this profile."""
-        app = web.Application(client_max_size=self.max_body + 1,
-                              middlewares=[self._loopback_only],
-                              handler_args={"handler_cancellation": True})
-        app.router.add_route("OPTIONS", "/{tail:.*}", self._preflight)
-        app.router.add_get("/crossdomain.xml", self._policy_file(CROSS_DOMAIN_XML))
-        app.router.add_get("/clientaccesspolicy.xml", self._policy_file(CLIENT_ACCESS_POLICY_XML))
-        app.router.add_get("/translator/{token}", self.translator.handle)
-        app.router.add_post("/{tail:.*}", self._xmlrpc)
-        app.router.add_get("/{tail:.*}", self._info)
-        app.on_shutdown.append(self._on_shutdown)
-        return app
+    # -- HubProfile ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Serve on `addr` and `port`; sets `port` to the port bound.
 
-    @web.middleware
-    async def _loopback_only(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if not _is_loopback(request.remote):
-            log.warning("refused a Web Profile request from non-loopback %s", request.remote)
-            return web.Response(status=403, text="the SAMP Web Profile serves loopback only\n")
-        if not _loopback_host(request.host):
-            return web.Response(status=403, text="Host must be a loopback name\n")
-        return await handler(request)
+        Raises
+        ------
+        OSError
+            If the port cannot be bound (another Web Profile hub runs, for example).
+        """
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.addr, self.port, backlog=LISTEN_BACKLOG,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        log.info("SAMP Web Profile listening at http://%s:%d/", self.addr, self.port)
 
-    @staticmethod
-    def _origin(request: web.Request) -> str | None:
-        origin = request.headers.get("Origin")
-        if origin is None:
+    async def stop(self) -> None:
+        """Stop serving: pending ``pullCallbacks`` return, the translator closes."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def lockfile_entries(self) -> dict[str, str]:
+        """None: web clients find the hub at its well-known port (section 5.2)."""
+        return {}
+
+    def filter(self, sender: ClientRecord, recipient: ClientRecord,
+               message: dict[str, Any]) -> str | None:
+        """Keep web clients to harmless MTypes (`MTypeRestriction`); None allows."""
+        if self.restriction is None:
             return None
-        return origin if _ORIGIN.match(origin) else ""
+        return self.restriction(sender, recipient, message)
 
-    async def _preflight(self, request: web.Request) -> web.Response:
-        origin = self._origin(request)
-        method = request.headers.get("Access-Control-Request-Method", "")
-        if not origin or method not in ("POST", "GET"):
-            return web.Response(status=403, text="not a valid CORS preflight\n")
-        asked = {h.strip().lower() for h in
-                 request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()}
-        if not asked <= {"content-type"}:
-            return web.Response(status=403, text="only Content-Type may be sent\n")
-        headers = {
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "POST, GET",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin",
-        }
-        if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
-            headers["Access-Control-Allow-Private-Network"] = "true"
-        return web.Response(status=204, headers=headers)
+    def observe(self, sender: ClientRecord, message: dict[str, Any]) -> None:
+        """Learn the URLs each message mentions, for the translator (`UrlControl`)."""
+        self.urls(sender, message)
 
-    @staticmethod
-    def _policy_file(text: str) -> Any:
-        async def serve(request: web.Request) -> web.Response:
-            return web.Response(text=text, content_type="text/xml")
-        return serve
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue a callback for its web client's ``pullCallbacks`` (never blocks)."""
+        queue = self._queues.get(delivery.recipient)
+        if queue is None:
+            return
+        item = {"samp.methodName": delivery.method, "samp.params": list(delivery.args)}
+        if not queue.put(item) and not queue.closed:
+            asyncio.get_running_loop().call_soon(
+                self._drop, delivery.recipient, f"more than {MAX_QUEUED} callbacks unread")
 
-    async def _info(self, request: web.Request) -> web.Response:
-        return web.Response(text="sampflow SAMP hub: Web Profile XML-RPC; POST here.\n")
+    def client_gone(self, record: ClientRecord, reason: str) -> None:
+        """Close a departed web client's pull queue and translator token."""
+        queue = self._queues.pop(record, None)
+        if queue is not None:
+            queue.close()
+            self.translator.remove(record.info.get("translator", ""))
+            self._release(_place(record.info.get("origin")))
+
+    def app(self) -> web.Application:
+        """An aiohttp application serving this profile (`web_http.web_app`)."""
+        return web_app(max_body=self.max_body, xmlrpc=self._xmlrpc,
+                       translator=self.translator.handle, on_shutdown=self._on_shutdown)
 
     # -- XML-RPC -----------------------------------------------------------------------------
     async def _xmlrpc(self, request: web.Request) -> web.Response:
-        origin = self._origin(request)
+        origin = request_origin(request)
         if origin == "":
             return web.Response(status=403, text="malformed Origin header\n")
         if request.content_length is not None and request.content_length > self.max_body:
-            return self._reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
+            return cors_reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
+            return cors_reply(dumps_fault(f"request body exceeds {self.max_body} bytes"), origin)
         try:
             method, params = loads_request(body, max_bytes=self.max_body,
                                            types=self.service.value_types)
@@ -298,16 +261,8 @@ class WebProfile:
             return web.Response(status=403, text=f"{exc}\n")
         except (ProtocolError, MalformedRequest) as exc:
             log.debug("web fault: %s", exc)
-            return self._reply(dumps_fault(str(exc)), origin)
-        return self._reply(dumps_response(value), origin)
-
-    @staticmethod
-    def _reply(body: bytes, origin: str | None) -> web.Response:
-        response = web.Response(body=body, content_type=XML, charset="utf-8")
-        if origin:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        return response
+            return cors_reply(dumps_fault(str(exc)), origin)
+        return cors_reply(dumps_response(value), origin)
 
     def _check_origin(self, private_key: Any, origin: str | None) -> ClientRecord | None:
         try:
@@ -353,7 +308,7 @@ class WebProfile:
             return await self.pull_callbacks(*params)
         if name in ("declareMetadata", "declareSubscriptions"):
             self.urls.taint(list(params[1:]))  # a page's URLs stay untranslatable
-        return await self.service.dispatch(name, params, profile=Profile.WEB, extra=self._extra)
+        return await self.service.dispatch(name, params, profile=Profile.WEB, extra=self.methods)
 
     async def register(self, params: tuple[Any, ...], *, origin: str | None,
                        peer: str | None = None, host: str = "127.0.0.1") -> dict[str, str]:
@@ -416,7 +371,7 @@ class WebProfile:
         if self._per_origin[place] <= 0:
             del self._per_origin[place]
 
-    def _allow_callbacks(self, service: HubService, private_key: Any, allow: Any) -> None:
+    def _allow_callbacks(self, private_key: Any, allow: Any) -> None:
         if isinstance(allow, str):
             flag = decode_bool(allow)
         elif isinstance(allow, (bool, int)):
@@ -472,24 +427,6 @@ class WebProfile:
         self.core.remove_client(record.public_id, reason, tell_client=False)
         self.service.process_outputs()
 
-    # -- deliveries ----------------------------------------------------------------------------
-    def _deliver(self, delivery: Delivery) -> None:
-        """`Deliverer.web_sink`: queue a callback for its web client (never blocks)."""
-        queue = self._queues.get(delivery.recipient)
-        if queue is None:
-            return
-        item = {"samp.methodName": delivery.method, "samp.params": list(delivery.args)}
-        if not queue.put(item) and not queue.closed:
-            asyncio.get_running_loop().call_soon(
-                self._drop, delivery.recipient, f"more than {MAX_QUEUED} callbacks unread")
-
-    def _client_gone(self, record: ClientRecord, reason: str) -> None:
-        queue = self._queues.pop(record, None)
-        if queue is not None:
-            queue.close()
-            self.translator.remove(record.info.get("translator", ""))
-            self._release(_place(record.info.get("origin")))
-
     async def _on_shutdown(self, app: web.Application) -> None:
         for queue in self._queues.values():
             queue.close()
@@ -515,7 +452,7 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
                              consent_timeout: float = 120.0,
                              idle_timeout: float = 120.0,
                              max_per_origin: int = DEFAULT_MAX_PER_ORIGIN) -> WebProfile:
-    """Serve the Web Profile (SAMP 1.3 section 5) for a running `AsyncHub`.
+    """Build a `WebProfile` for a running `AsyncHub` and add it (`AsyncHub.add_profile`).
 
     Parameters
     ----------
@@ -541,10 +478,12 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
     Returns
     -------
     WebProfile
-        Its ``port`` is the port bound.
+        Its ``port`` is the port bound; ``hub.profile_for(Profile.WEB)`` returns it too.
 
     Raises
     ------
+    ValueError
+        If the hub already serves the Web Profile.
     OSError
         If the port cannot be bound (another Web Profile hub runs, for example).
     """
@@ -552,80 +491,6 @@ async def attach_web_profile(hub: AsyncHub, *, port: int = WEB_PORT, addr: str =
         consent = default_consent(allow_origins, prompt_timeout=min(consent_timeout, 60.0))
     profile = WebProfile(hub.service, consent=consent, consent_timeout=consent_timeout,
                          harmless_mtypes=harmless_mtypes, idle_timeout=idle_timeout,
-                         max_per_origin=max_per_origin)
-    profile.port = await hub.add_app(profile.app(), addr, port)
-    _PROFILES[hub] = profile
-    log.info("SAMP Web Profile listening at http://%s:%d/", addr, profile.port)
+                         max_per_origin=max_per_origin, addr=addr, port=port)
+    await hub.add_profile(profile)
     return profile
-
-
-def add_web_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the Web Profile options to an argparse (sub-)parser.
-
-    ``--web-port``, ``--no-web-profile``, ``--web-allow ORIGIN`` (repeatable),
-    ``--web-allow-all-for-testing``, ``--web-harmless MTYPE`` (repeatable),
-    ``--web-consent-timeout``, ``--web-max-per-origin``. Read back by
-    `attach_web_profile_from_args`.
-    """
-    group = parser.add_argument_group("SAMP Web Profile (browser clients)")
-    group.add_argument("--web-port", type=int, default=WEB_PORT, metavar="PORT",
-                       help=f"Web Profile port (default {WEB_PORT}, the standard's; 0: any)")
-    group.add_argument("--no-web-profile", action="store_true",
-                       help="do not serve the Web Profile")
-    group.add_argument("--web-allow", action="append", default=[], metavar="ORIGIN",
-                       help="let web pages from ORIGIN (e.g. http://localhost:8000) register "
-                            "without asking; repeatable. Others are asked about on the "
-                            "terminal, or refused when there is none")
-    group.add_argument("--web-allow-all-for-testing", action="store_true",
-                       help="let EVERY web page register without asking (automated tests only)")
-    group.add_argument("--web-harmless", action="append", default=None, metavar="MTYPE",
-                       help="MType pattern web clients may send when the recipient does not "
-                            "say (x-samp.mostly-harmless); repeatable; replaces the default "
-                            f"list {' '.join(DEFAULT_HARMLESS_MTYPES)}")
-    group.add_argument("--web-consent-timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="seconds to answer a registration prompt (default 60)")
-    group.add_argument("--web-max-per-origin", type=_positive_int,
-                       default=DEFAULT_MAX_PER_ORIGIN, metavar="N",
-                       help="most web clients registered at once from one origin (default "
-                            f"{DEFAULT_MAX_PER_ORIGIN}); more are refused")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-async def attach_web_profile_from_args(hub: AsyncHub, args: argparse.Namespace) -> WebProfile | None:
-    """Attach the Web Profile as the options of `add_web_arguments` say.
-
-    Returns
-    -------
-    WebProfile or None
-        None when ``--no-web-profile`` was given or the port is taken (logged; the hub
-        keeps running with the Standard Profile only).
-    """
-    if getattr(args, "no_web_profile", False):
-        return None
-    if getattr(args, "web_allow_all_for_testing", False):
-        consent: Any = allow_all_for_testing
-        log.warning("--web-allow-all-for-testing: every web page may register without asking")
-    else:
-        consent = default_consent(getattr(args, "web_allow", ()) or (),
-                                  prompt_timeout=getattr(args, "web_consent_timeout", 60.0))
-    harmless = getattr(args, "web_harmless", None) or DEFAULT_HARMLESS_MTYPES
-    timeout = getattr(args, "web_consent_timeout", 60.0)
-    try:
-        return await attach_web_profile(hub, port=getattr(args, "web_port", WEB_PORT),
-                                        consent=consent, harmless_mtypes=harmless,
-                                        consent_timeout=timeout + 5.0,
-                                        max_per_origin=getattr(args, "web_max_per_origin",
-                                                               DEFAULT_MAX_PER_ORIGIN))
-    except OSError as exc:
-        log.error("cannot serve the SAMP Web Profile on port %s (%s); continuing without it",
-                  getattr(args, "web_port", WEB_PORT), exc)
-        return None

@@ -1,15 +1,16 @@
 """What web clients may do: the MType restriction and the URL control (SAMP 1.3 section 5.4).
 
-Both are plain, socket-free objects that the Web Profile transport plugs into the hub core:
+Both are plain, socket-free objects behind the Web Profile's hooks
+(`sampflow.samp.hub.profiles`):
 
-`MTypeRestriction` is a `MessageFilter` (``core.message_filter``). A message from a web
+`MTypeRestriction` is a `MessageFilter` (`WebProfile.filter`). A message from a web
 client reaches a recipient only when the recipient's subscription annotation for that MType
 says ``"x-samp.mostly-harmless": "1"``, or, when the annotation says nothing, when the MType
 matches a list of MTypes known to be harmless (`DEFAULT_HARMLESS_MTYPES`). ``"0"`` always
 refuses. This is the rule JSAMP's web hub applies; the key is described on the IVOA wiki
 page *SampXSamp* ("Subscription Annotations").
 
-`UrlControl` is a `MessageObserver` (``core.message_observers``). Section 5.4.3 lets a hub
+`UrlControl` is a `MessageObserver` (`WebProfile.observe`). Section 5.4.3 lets a hub
 offer a URL translator so that web pages can read resources their sandbox forbids, and asks
 that it not become a way to read arbitrary local files. `UrlControl` records who first
 mentioned each URL: the translator serves the URLs a trusted (Standard Profile) client

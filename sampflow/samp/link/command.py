@@ -21,8 +21,12 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .policy import DEFAULT_SHARE
+
+if TYPE_CHECKING:
+    from ..hub.server import AsyncHub
 
 __all__ = ["SECRET_ENV", "add_link_arguments", "run_link"]
 
@@ -67,7 +71,8 @@ def _secret(args: argparse.Namespace) -> str | None:
 
 
 async def run_link(args: argparse.Namespace,
-                   run_until: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]) -> int:
+                   run_until: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]],
+                   hub_setup: Callable[[AsyncHub], Awaitable[None]] | None = None) -> int:
     """Start the hub and its link, run them until `run_until` returns.
 
     Parameters
@@ -76,6 +81,9 @@ async def run_link(args: argparse.Namespace,
         The options `add_link_arguments` defines.
     run_until : callable
         ``await run_until(stop)`` waits (for SIGINT / SIGTERM) and then awaits ``stop()``.
+    hub_setup : callable, optional
+        ``await hub_setup(hub)`` once the link's own hub has started (``sampflow link``
+        adds the Web Profile with it); not called when the link joins a running hub.
 
     Returns
     -------
@@ -110,13 +118,8 @@ async def run_link(args: argparse.Namespace,
     except HubAlreadyRunning as exc:
         log.info("a hub is running (%s): joining it, with one client per proxy", exc.url)
         hub = None
-    if hub is not None and not getattr(args, "no_web_profile", True):
-        from ..hub.web import attach_web_profile_from_args
-
-        try:
-            await attach_web_profile_from_args(hub, args)
-        except OSError as exc:  # the port is taken (another hub's Web Profile)
-            log.warning("Web Profile not started (%s); the Standard Profile runs on", exc)
+    if hub is not None and hub_setup is not None:
+        await hub_setup(hub)
     try:
         link = HubLink(hub, args.servers, name=name, share=args.share or DEFAULT_SHARE,
                        secret=secret, creds=args.creds, data_addr=args.data_addr,

@@ -1,6 +1,6 @@
 """The link's side of the hub: proxy clients hosted in-process (no sockets, no NATS).
 
-`HubMirror` is an `~sampflow.samp.hub.profiles.AttachedProfile` for `Profile.LINK`. It keeps
+`HubMirror` is a `~sampflow.samp.hub.profiles.ProfileHooks` for `Profile.LINK`. It keeps
 one proxy client in the local hub for every client of every other linked hub, following the
 JSAMP bridge's conventions: the proxy's ``samp.name`` is the original's with a ``(proxy@HUB)``
 suffix, its metadata carries ``bridge.proxy.source`` (the origin, ``sampflow-link:HUB``), and
@@ -21,7 +21,6 @@ from typing import Any
 
 from ..errors import LocalProtocolError
 from ..hub.core import Delivery
-from ..hub.profiles import attach
 from ..hub.registry import ClientRecord, Profile
 from ..hub.service import HubService
 from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_name
@@ -77,7 +76,7 @@ class HubMirror:
     # -- attaching -----------------------------------------------------------------------------
     def attach(self) -> None:
         """Join the hub: install the plug-in and register the bridge client."""
-        self._detach = attach(self.service, self)
+        self._detach = self.service.add_profile(self)
         self.bridge = self._register({
             "samp.name": f"sampflow-link ({self.name})",
             "samp.description.text": "sampflow federation link: clients of other hubs "
@@ -238,7 +237,7 @@ class HubMirror:
         finally:
             self.service.process_outputs()
 
-    # -- AttachedProfile -------------------------------------------------------------------------
+    # -- ProfileHooks -------------------------------------------------------------------------
     def filter(self, sender: ClientRecord, recipient: ClientRecord, message: dict) -> str | None:
         """Refuse MTypes the policy keeps home, and relaying between two other hubs."""
         if recipient.profile is not Profile.LINK:

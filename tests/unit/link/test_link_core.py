@@ -9,7 +9,6 @@ import pytest
 
 from sampflow.samp.errors import LocalProtocolError
 from sampflow.samp.hub.core import Delivery, HubCore
-from sampflow.samp.hub.profiles import attach
 from sampflow.samp.hub.registry import Profile
 from sampflow.samp.hub.service import HubService
 from sampflow.samp.link.envelope import Codec, EnvelopeError
@@ -60,6 +59,27 @@ def test_tampered_or_unsigned_payloads_are_refused() -> None:
 
 
 # -- the mirror against a real core ----------------------------------------------------------
+class WebRecorder:
+    """A Web Profile stand-in (a `ProfileHooks`): records its clients' deliveries."""
+
+    profile = Profile.WEB
+
+    def __init__(self, seen: list[Delivery]) -> None:
+        self.seen = seen
+
+    def filter(self, sender: object, recipient: object, message: dict) -> None:
+        return None
+
+    def observe(self, sender: object, message: dict) -> None:
+        pass
+
+    def deliver(self, delivery: Delivery) -> None:
+        self.seen.append(delivery)
+
+    def client_gone(self, record: object, reason: str) -> None:
+        pass
+
+
 class Harness:
     def __init__(self, share: tuple[str, ...] = ("table.*", "samp.app.ping")) -> None:
         self.core = HubCore()
@@ -67,7 +87,7 @@ class Harness:
         self.to_proxies: list[tuple[Delivery, str, str]] = []
         self.to_web: list[Delivery] = []
         self.changes = 0
-        self.service.deliverer.web_sink = self.to_web.append
+        self.service.add_profile(WebRecorder(self.to_web))
         self.mirror = HubMirror(self.service, "here", SharePolicy(share),
                                 lambda d, h, r: self.to_proxies.append((d, h, r)),
                                 self._changed)
@@ -185,13 +205,16 @@ def test_local_client_list_excludes_proxies_and_the_bridge() -> None:
     assert {r.profile for r in h.core.registry} == {Profile.HUB, Profile.WEB}
 
 
-def test_a_profile_attaches_once_and_not_over_a_built_in_one() -> None:
+def test_a_profile_is_added_once_and_never_for_the_hub_client() -> None:
     h = Harness()
     with pytest.raises(ValueError, match="already"):
-        attach(h.service, h.mirror)
+        h.service.add_profile(h.mirror)
+    with pytest.raises(ValueError, match="already"):
+        h.service.add_profile(WebRecorder([]))
 
-    class Web:
-        profile = Profile.WEB
+    class Hub(WebRecorder):
+        profile = Profile.HUB
 
-    with pytest.raises(ValueError, match="built in"):
-        attach(h.service, Web())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hub's own client"):
+        h.service.add_profile(Hub([]))
+    assert h.service.profile_for(Profile.LINK) is h.mirror
