@@ -17,9 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
+
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
 
 __all__ = ["HUBS", "JSAMP_JAR", "Hub", "HubError", "LimitedRun", "run_limited", "client_env",
            "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available"]
@@ -105,36 +107,6 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> s
     return popen
 
 
-def _read_lockfile(path: Path) -> dict[str, str]:
-    info: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in path.read_text("utf-8", "replace").splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, _, value = line.partition("=")
-                info[key.strip()] = value.strip()
-    return info
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
-
-
-def ping(url: str, timeout: float = 2.0) -> bool:
-    """Whether the hub at `url` answers ``samp.hub.ping``."""
-    try:
-        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
-    except (OSError, xmlrpc.client.Error):
-        return False
-    return True
-
-
 class Hub:
     """One hub subprocess of kind ``sampflow``, ``pyvo`` or ``jsamp``.
 
@@ -192,10 +164,11 @@ class Hub:
                 _LIVE.pop(self.popen.pid, None)
                 raise HubError(f"{self.kind} hub exited with status {self.popen.returncode}: "
                                f"{self.log_tail()}")
-            url = _read_lockfile(self.lockfile).get("samp.hub.xmlrpc.url", "")
-            if url and ping(url):
-                self.url = url
-                return self
+            with contextlib.suppress(LockfileError):
+                url = read_lockfile_unchecked(self.lockfile).get("samp.hub.xmlrpc.url", "")
+                if url and hub_answers(url, 2.0):
+                    self.url = url
+                    return self
             if time.monotonic() > deadline:
                 self.kill()
                 raise HubError(f"{self.kind} hub did not answer within {timeout:g} s")
@@ -203,7 +176,7 @@ class Hub:
 
     def alive(self) -> bool:
         """Whether the process runs and answers ping."""
-        return self.popen is not None and self.popen.poll() is None and ping(self.url)
+        return self.popen is not None and self.popen.poll() is None and hub_answers(self.url, 2.0)
 
     def rss_kb(self) -> int | None:
         return rss_kb(self.pid) if self.popen is not None else None

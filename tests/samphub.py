@@ -33,12 +33,14 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "ping", "hub_env"]
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
+
+__all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "hub_env"]
 
 #: Processes started here and not yet reaped; killed at interpreter exit.
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
@@ -66,36 +68,6 @@ def hub_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _read_lockfile(path: Path) -> dict[str, str]:
-    info: dict[str, str] = {}
-    for line in path.read_text("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            info[key.strip()] = value.strip()
-    return info
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
-
-
-def ping(url: str, timeout: float = 2.0) -> bool:
-    """Whether the hub at `url` answers ``samp.hub.ping`` without a fault."""
-    try:
-        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
-    except (OSError, xmlrpc.client.Error):
-        return False
-    return True
 
 
 class SampflowHub:
@@ -206,9 +178,9 @@ class SampflowHub:
                 _LIVE.pop(self.pid, None)
                 raise HubStartError(f"sampflow hub exited with status {code}:\n{self.log_tail()}")
             if self.lockfile.is_file():
-                info = _read_lockfile(self.lockfile)
+                info = read_lockfile_unchecked(self.lockfile)
                 url = info.get("samp.hub.xmlrpc.url", "")
-                if info.get("hub.start.pid") == str(self.pid) and url and ping(url):
+                if info.get("hub.start.pid") == str(self.pid) and url and hub_answers(url, 2.0):
                     self.info, self.url, self.secret = info, url, info["samp.secret"]
                     return self
             if time.monotonic() > deadline:
@@ -249,8 +221,8 @@ class SampflowHub:
 
     def _our_lockfile_present(self) -> bool:
         try:
-            return _read_lockfile(self.lockfile).get("samp.secret") == self.secret
-        except OSError:
+            return read_lockfile_unchecked(self.lockfile).get("samp.secret") == self.secret
+        except LockfileError:
             return False
 
     def kill(self) -> None:

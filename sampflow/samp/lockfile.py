@@ -47,6 +47,7 @@ __all__ = [
     "lockfile_location",
     "parse_lockfile",
     "read_lockfile",
+    "read_lockfile_unchecked",
     "read_local_lockfile",
     "is_samp_lockfile",
     "is_local_url",
@@ -190,6 +191,46 @@ def read_local_lockfile(path: str | os.PathLike[str]) -> tuple[str, os.stat_resu
     except OSError as exc:
         raise LockfileError(f"cannot read the lockfile {where}: {exc}") from None
     return data.decode("utf-8", "replace"), info
+
+
+def read_lockfile_unchecked(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The key-value pairs of the local lockfile at `path`, without `read_lockfile`'s checks.
+
+    The file is read as `read_local_lockfile` reads it (a regular file only, never blocking,
+    at most `MAX_LOCKFILE_BYTES`) and parsed by `parse_lockfile` (section 4.2.2), but it is
+    neither checked for trust nor for the required keys. This is for code that waits for a
+    hub it started itself to write its lockfile, where no file, or one without
+    ``samp.hub.xmlrpc.url`` yet, means "not yet"; a client joining a hub uses `read_lockfile`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A local path.
+
+    Returns
+    -------
+    dict
+        ``key -> value`` for each ``key=value`` line; empty when nothing is at `path`.
+
+    Raises
+    ------
+    LockfileError
+        If `path` is a dangling link, a folder or anything but a regular file, or cannot be
+        read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "lock")
+    >>> read_lockfile_unchecked(path)
+    {}
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("# hub\\nsamp.secret=s3\\n")
+    >>> read_lockfile_unchecked(path)
+    {'samp.secret': 's3'}
+    """
+    found = read_local_lockfile(path)
+    return {} if found is None else parse_lockfile(found[0])
 
 
 def is_samp_lockfile(params: Mapping[str, str]) -> bool:
@@ -363,12 +404,9 @@ def remove_lockfile_if_ours(path: str | os.PathLike[str], secret: str) -> bool:
         Whether a lockfile was removed.
     """
     try:
-        found = read_local_lockfile(path)
+        params = read_lockfile_unchecked(path)
     except LockfileError:
         return False
-    if found is None:
-        return False
-    params = parse_lockfile(found[0])
     if not secrets.compare_digest(params.get("samp.secret", ""), secret):
         return False
     try:

@@ -32,6 +32,7 @@ __all__ = [
     "create_lock_file",
     "get_main_running_hub",
     "get_running_hubs",
+    "hub_answers",
     "read_lockfile",
     "remove_garbage_lock_files",
     "write_lockfile",
@@ -74,6 +75,34 @@ def write_lockfile(lockfilename: str | os.PathLike[str], lockfiledict: dict[str,
         raise
 
 
+def hub_answers(url: str, timeout: float = 3.0) -> bool:
+    """Tell whether a SAMP hub answers ``samp.hub.ping`` at `url`, blocking until it does,
+    refuses or `timeout` passes (SAMP 1.3 section 4.2.3).
+
+    Parameters
+    ----------
+    url : str
+        The hub's ``samp.hub.xmlrpc.url``, from its lockfile.
+    timeout : float
+        Seconds to wait for the answer.
+
+    Returns
+    -------
+    bool
+        True when the hub answered without a fault; False when nothing listens there, it
+        timed out, or answered with a fault or with something other than XML-RPC.
+
+    Raises
+    ------
+    SAMPClientError
+        If called from sampflow's event-loop thread (use
+        `sampflow.samp.hub.server.probe_hub` there).
+    """
+    from .hub.server import probe_hub
+
+    return _loop.run(probe_hub(url, timeout))
+
+
 def check_running_hub(lockfilename: str | os.PathLike[str]) -> tuple[bool, dict[str, str]]:
     """Whether the hub of `lockfilename` answers ``samp.hub.ping``, and the lockfile's
     contents (empty when it cannot be read).
@@ -83,13 +112,11 @@ def check_running_hub(lockfilename: str | os.PathLike[str]) -> tuple[bool, dict[
     is_running : bool
     lockfiledict : dict
     """
-    from .hub.server import probe_hub
-
     try:
         params = _read_lockfile(lockfilename)
     except SAMPHubError:
         return False, {}
-    return _loop.run(probe_hub(params["samp.hub.xmlrpc.url"])), params
+    return hub_answers(params["samp.hub.xmlrpc.url"]), params
 
 
 def create_lock_file(lockfilename: str | None = None, mode: str | None = None,

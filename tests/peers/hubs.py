@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Self
 
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+
 from .base import JSAMP_JAR, PeerStartError, require
 from .process import (
     _LIVE_GROUPS,
@@ -28,27 +30,6 @@ from .process import (
 
 # --------------------------------------------------------------------------------------------
 # Hub access from the test side (xmlrpc.client is fine here: tests only)
-
-
-def read_lockfile(lockfile: Path) -> dict[str, str]:
-    """Parse a SAMP Standard Profile lockfile.
-
-    Parameters
-    ----------
-    lockfile : pathlib.Path
-
-    Returns
-    -------
-    dict
-        ``key -> value`` for each ``key=value`` line (comments and blanks skipped).
-    """
-    info = {}
-    for line in Path(lockfile).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            info[key.strip()] = value.strip()
-    return info
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
@@ -68,9 +49,9 @@ def _proxy(url: str, timeout: float) -> xmlrpc.client.ServerProxy:
 
 def _ping(lockfile: Path) -> dict[str, str] | None:
     try:
-        info = read_lockfile(lockfile)
+        info = read_lockfile_unchecked(lockfile)
         _proxy(info["samp.hub.xmlrpc.url"], 2.0).samp.hub.ping()
-    except (OSError, KeyError, xmlrpc.client.Error):
+    except (OSError, KeyError, LockfileError, xmlrpc.client.Error):
         return None
     return info
 
@@ -128,7 +109,7 @@ class ProbeClient:
         self.lockfile = Path(lockfile)
         self.name = name
         self.timeout = timeout
-        self._info = read_lockfile(self.lockfile)
+        self._info = read_lockfile_unchecked(self.lockfile)
         self.url = self._info["samp.hub.xmlrpc.url"]
         self.private_key = ""
         self.self_id = ""

@@ -191,9 +191,9 @@ class AsyncSAMPClient:
             raise SAMPClientError("already connected")
         if hub_params is None:
             hub_params = read_lockfile(lockfile or lockfile_location())
-        await self._open(hub_params)
+        await self.open(hub_params)
         try:
-            result = await self._raw("samp.hub.register", hub_params["samp.secret"],
+            result = await self.request("samp.hub.register", hub_params["samp.secret"],
                                      timeout=timeout)
             self.private_key = result["samp.private-key"]
             self.public_id = result["samp.self-id"]
@@ -204,11 +204,27 @@ class AsyncSAMPClient:
             if self.metadata:
                 await self.hub("declareMetadata", self.metadata)
         except BaseException:
-            await self._close()
+            await self.close()
             raise
 
-    async def _open(self, hub_params: dict[str, str]) -> None:
-        """Open the HTTP session to the hub named by `hub_params` (no registration)."""
+    async def open(self, hub_params: dict[str, str]) -> None:
+        """Open the HTTP session to the hub named by `hub_params`, without registering.
+
+        After this, `request` may call the hub's methods that need no private key
+        (``samp.hub.ping``, ``samp.hub.register``); `connect` calls it itself. Calling it
+        again points the session at another hub. Undo it with `close`.
+
+        Parameters
+        ----------
+        hub_params : dict
+            Lockfile key-value pairs of the hub (SAMP 1.3 section 3.3); only
+            ``samp.hub.xmlrpc.url`` is used.
+
+        Raises
+        ------
+        SAMPHubError
+            If `hub_params` lacks ``samp.hub.xmlrpc.url``.
+        """
         self.hub_params = dict(hub_params)
         try:
             self._url = hub_params["samp.hub.xmlrpc.url"]
@@ -230,9 +246,14 @@ class AsyncSAMPClient:
                 await self.hub("unregister", timeout=5)
             except (SAMPHubError, OSError, asyncio.TimeoutError):
                 pass  # the hub may be gone already
-        await self._close()
+        await self.close()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Close the callback endpoint and the HTTP session, and forget the registration,
+        without telling the hub (for a hub that has gone; `disconnect` unregisters first).
+
+        Safe to call twice, or before `open`. Handler tasks still running are cancelled.
+        """
         self.private_key = None
         for task in list(self._tasks):
             task.cancel()
@@ -244,7 +265,33 @@ class AsyncSAMPClient:
             self._http = None
 
     # -- hub calls -------------------------------------------------------------------------
-    async def _raw(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
+    async def request(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
+        """Send one XML-RPC request to the hub, `params` as given (no private key added).
+
+        Parameters
+        ----------
+        method : str
+            The full method name, for example ``samp.hub.ping`` (section 4.2.3).
+        *params
+            Its arguments, SAMP-encodable values.
+        timeout : float, optional
+            Seconds to wait for the hub's answer; None waits as long as it takes.
+
+        Returns
+        -------
+        object
+            The decoded XML-RPC result.
+
+        Raises
+        ------
+        SAMPProxyError
+            If the hub returns a fault (a `SAMPHubError` subclass).
+        SAMPHubError
+            If the hub cannot be reached, times out or answers with something other than an
+            XML-RPC response.
+        SAMPClientError
+            If `open` (or `connect`) has not been called.
+        """
         if self._http is None:
             raise SAMPClientError("not connected to a hub")
         body = dumps_request(method, params)
@@ -276,11 +323,11 @@ class AsyncSAMPClient:
         """
         if self.private_key is None:
             raise SAMPClientError("not connected to a hub")
-        return await self._raw(f"samp.hub.{method}", self.private_key, *params, timeout=timeout)
+        return await self.request(f"samp.hub.{method}", self.private_key, *params, timeout=timeout)
 
     async def ping(self) -> None:
         """``samp.hub.ping``: raises `SAMPHubError` if the hub does not answer."""
-        await self._raw("samp.hub.ping", timeout=10)
+        await self.request("samp.hub.ping", timeout=10)
 
     async def declare_metadata(self, metadata: dict[str, Any]) -> None:
         """``declareMetadata`` (section 3.5)."""
