@@ -193,13 +193,9 @@ class Hub:
         """SIGTERM by PID; SIGKILL (the whole session it started) after `grace` seconds."""
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
+        self.popen.send_signal(signal.SIGTERM)  # nothing if it has exited
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
         _kill_group(self.popen)
         self.popen = None
 

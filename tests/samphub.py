@@ -70,6 +70,17 @@ def hub_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _sigterm_and_wait(popen: subprocess.Popen[bytes], timeout: float) -> bool:
+    """SIGTERM `popen` by PID (nothing if it has exited) and wait up to `timeout` seconds;
+    whether it exited."""
+    popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 class SampflowHub:
     """One ``sampflow hub --lockfile PATH`` subprocess.
 
@@ -204,15 +215,10 @@ class SampflowHub:
         """
         if self.popen is None:
             return 0
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow hub ignored SIGTERM for {timeout} s:\n"
-                                     f"{self.log_tail()}") from None
+        if not _sigterm_and_wait(self.popen, timeout):
+            self.kill()
+            raise AssertionError(f"sampflow hub ignored SIGTERM for {timeout} s:\n"
+                                 f"{self.log_tail()}")
         _LIVE.pop(self.popen.pid, None)
         if check_lockfile:
             assert not self._our_lockfile_present(), (
@@ -466,14 +472,9 @@ class EngineRun:
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM by PID; returns the exit status (SIGKILL and fail if it is ignored)."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
+        if not _sigterm_and_wait(self.popen, timeout):
+            self.kill()
+            raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
         _LIVE.pop(self.pid, None)
         return self.popen.returncode
 

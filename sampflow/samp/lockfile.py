@@ -205,7 +205,7 @@ def read_lockfile_unchecked(path: str | os.PathLike[str]) -> dict[str, str]:
     Parameters
     ----------
     path : str or path-like
-        A local path.
+        The lockfile's path on this machine (never a URL).
 
     Returns
     -------
@@ -215,8 +215,8 @@ def read_lockfile_unchecked(path: str | os.PathLike[str]) -> dict[str, str]:
     Raises
     ------
     LockfileError
-        If `path` is a dangling link, a folder or anything but a regular file, or cannot be
-        read.
+        As `read_local_lockfile`: for a dangling link, a folder, anything but a regular
+        file, or a file that cannot be read.
 
     Examples
     --------
@@ -367,17 +367,28 @@ def format_lockfile(params: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_lockfile(path: str | os.PathLike[str], params: dict[str, str]) -> None:
+def create_lockfile(path: str | os.PathLike[str], params: dict[str, str], *,
+                    replace: bool = False) -> None:
     """Create the lockfile at `path` atomically, mode 0600, failing if it exists.
 
-    The text is written to a private temporary file in the same folder, which is then
-    hard-linked to `path`: the link fails if `path` exists, and readers never see a
-    partial lockfile.
+    The text (`format_lockfile`) is written to a private temporary file in the same folder,
+    which is then hard-linked to `path`: the link fails if `path` exists, and readers never
+    see a partial lockfile.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where the lockfile goes; missing folders are made.
+    params : dict
+        Its key-value pairs.
+    replace : bool
+        Replace whatever lockfile is at `path` (atomically, with a rename) instead of
+        failing; for astropy's ``write_lockfile``, never for a hub's own start.
 
     Raises
     ------
     LockfileExists
-        If `path` already exists.
+        If `path` already exists (unless `replace`).
     OSError
         If the folder is not writable.
     """
@@ -387,12 +398,15 @@ def create_lockfile(path: str | os.PathLike[str], params: dict[str, str]) -> Non
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(format_lockfile(params))
+        if replace:
+            os.replace(tmp, target)
+            return
         try:
             os.link(tmp, target)
         except FileExistsError:
             raise LockfileExists(f"lockfile {target} already exists") from None
     finally:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
 
 
 def remove_lockfile_if_ours(path: str | os.PathLike[str], secret: str) -> bool:

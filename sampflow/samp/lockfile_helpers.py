@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from . import _loop
@@ -22,7 +21,6 @@ from .lockfile import (
     LockfileExists,
     create_lockfile,
     default_lockfile_path,
-    format_lockfile,
     lockfile_location,
 )
 from .lockfile import read_lockfile as _read_lockfile
@@ -63,16 +61,7 @@ def write_lockfile(lockfilename: str | os.PathLike[str], lockfiledict: dict[str,
     OSError
         If the folder is not writable.
     """
-    target = Path(lockfilename)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".samp-", dir=target.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(format_lockfile(dict(lockfiledict)))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    create_lockfile(lockfilename, dict(lockfiledict), replace=True)
 
 
 def hub_answers(url: str, timeout: float = 3.0) -> bool:

@@ -34,28 +34,19 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import xmlrpc as codec
 from ..errors import SAMPClientError, SAMPHubError, SAMPProxyError
 from ..lockfile import lockfile_location, read_lockfile
 from ..types import error_response, make_response
 from ..wire import HttpClient, Request, Response, serve
 from ..wire.server import HttpServer
-from ..xmlrpc import (
-    MAX_BODY_BYTES,
-    Fault,
-    MalformedRequest,
-    dumps_fault,
-    dumps_request,
-    dumps_response,
-    loads_request,
-    loads_response,
-)
 
 __all__ = ["AsyncSAMPClient", "MessageHandler", "ResponseHandler", "samp_timeout"]
 
 log = logging.getLogger("sampflow.client")
 
 #: The answer to every accepted callback (section 4.2.4: the client methods return nothing).
-_EMPTY_RESPONSE = dumps_response("")
+_EMPTY_RESPONSE = codec.dumps_response("")
 
 #: ``handler(kind, sender_id, msg_id, message)``; `kind` is ``"notification"`` or ``"call"``
 #: (`msg_id` None for notifications). For a call, a returned dict is sent back as the
@@ -235,7 +226,7 @@ class AsyncSAMPClient:
 
     async def _serve_callbacks(self) -> None:
         self._server = await serve(self._handle_callback, self.addr, self.port,
-                                   max_body=MAX_BODY_BYTES, too_large=self._too_large,
+                                   max_body=codec.MAX_BODY_BYTES, too_large=self._too_large,
                                    backlog=128)
         self.callback_url = f"http://{self.addr}:{self._server.port}/xmlrpc"
 
@@ -294,19 +285,19 @@ class AsyncSAMPClient:
         """
         if self._http is None:
             raise SAMPClientError("not connected to a hub")
-        body = dumps_request(method, params)
+        body = codec.dumps_request(method, params)
         try:
             status, payload = await self._http.post(self._url, body, timeout=timeout)
             if status != 200:
-                raise MalformedRequest(f"HTTP status {status}")
-            return loads_response(payload)
-        except Fault as fault:
+                raise codec.MalformedRequest(f"HTTP status {status}")
+            return codec.loads_response(payload)
+        except codec.Fault as fault:
             raise SAMPProxyError(fault.faultCode, fault.faultString) from None
         except TimeoutError:
             raise SAMPHubError(f"{method}: the hub at {self._url} timed out") from None
         except OSError as exc:
             raise SAMPHubError(f"{method}: the hub at {self._url} did not answer: {exc}") from None
-        except MalformedRequest as exc:
+        except codec.MalformedRequest as exc:
             raise SAMPHubError(f"{method}: bad answer from the hub: {exc}") from None
 
     async def hub(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
@@ -404,15 +395,15 @@ class AsyncSAMPClient:
         if request.method != "POST":
             return Response(b"POST XML-RPC callbacks here\n", 405, "text/plain")
         try:
-            method, params = loads_request(request.body)
+            method, params = codec.loads_request(request.body)
             self._accept(method, params)
-        except (MalformedRequest, SAMPClientError) as exc:
-            return Response(dumps_fault(str(exc)))
+        except (codec.MalformedRequest, SAMPClientError) as exc:
+            return Response(codec.dumps_fault(str(exc)))
         return Response(_EMPTY_RESPONSE)
 
     @staticmethod
     def _too_large(length: int | None) -> Response:
-        return Response(dumps_fault(f"callback body exceeds {MAX_BODY_BYTES} bytes"))
+        return Response(codec.dumps_fault(f"callback body exceeds {codec.MAX_BODY_BYTES} bytes"))
 
     def _accept(self, method: str, params: tuple[Any, ...]) -> None:
         arity = {"samp.client.receiveNotification": 3, "samp.client.receiveCall": 4,
