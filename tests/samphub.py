@@ -40,7 +40,8 @@ from typing import Any
 from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
 from sampflow.samp.lockfile_helpers import hub_answers
 
-__all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "hub_env"]
+__all__ = ["HubStartError", "Recorder", "SampflowHub", "hub_env", "msg", "post_xmlrpc",
+           "running_hub", "sampflow_argv"]
 
 #: Processes started here and not yet reaped; killed at interpreter exit.
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
@@ -286,6 +287,28 @@ atexit.register(_kill_leftovers)
 
 # --------------------------------------------------------------------------------------------
 # In-process helpers for asyncio tests (real sockets, one loop)
+
+
+def msg(mtype: str, **params: Any) -> dict[str, Any]:
+    """A SAMP message map (section 3.8) of `mtype` with `params`, unchecked (tests send odd
+    MTypes on purpose)."""
+    return {"samp.mtype": mtype, "samp.params": dict(params)}
+
+
+async def post_xmlrpc(session: Any, url: str, body: bytes | object) -> tuple[int, Any]:
+    """POST the XML-RPC request `body` to `url` with the ``aiohttp`` `session`, as a client
+    written by hand would; returns the HTTP status and the decoded value, or the
+    `xmlrpc.client.Fault` the server answered (decoded by the standard library, so that
+    the hub's own codec is not its judge)."""
+    import xmlrpc.client
+
+    async with session.post(url, data=body, headers={"Content-Type": "text/xml"}) as r:
+        payload = await r.read()
+        status = r.status
+    try:
+        return status, xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
+    except xmlrpc.client.Fault as fault:
+        return status, fault
 
 
 class Recorder:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sampflow.samp.hub.server import AsyncHub
@@ -34,3 +35,11 @@ async def start_hub(tmp_path: Path) -> AsyncIterator[StartHub]:
 async def hub(start_hub: StartHub) -> AsyncHub:
     """A running hub with default options (modules may override with other options)."""
     return await start_hub()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An ``aiohttp`` client session for requests written by hand (`samphub.post_xmlrpc`);
+    each request may take two minutes."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
+        yield s

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, SampflowHub, hub_env, sampflow_argv
+from samphub import Recorder, SampflowHub, hub_env, msg, sampflow_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -61,10 +61,6 @@ async def recorders(lockfile: Path, *specs: tuple[str, dict[str, Any]]
         for r in rs:
             with contextlib.suppress(Exception):
                 await r.close()
-
-
-def msg(mtype: str, **params: Any) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
 
 
 async def names(client: Recorder) -> dict[str, str]:
