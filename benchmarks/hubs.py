@@ -24,7 +24,8 @@ from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
 from sampflow.samp.lockfile_helpers import hub_answers
 
 __all__ = ["HUBS", "JSAMP_JAR", "Hub", "HubError", "LimitedRun", "run_limited", "client_env",
-           "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available"]
+           "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available", "kill_group",
+           "spawn"]
 
 HUBS = ("sampflow", "pyvo", "jsamp")
 JSAMP_JAR = os.environ.get("JSAMP_JAR", "/usr/share/java/jsamp.jar")
@@ -84,7 +85,8 @@ def client_env(lockfile: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def _kill_group(popen: subprocess.Popen) -> None:
+def kill_group(popen: subprocess.Popen) -> None:
+    """SIGKILL `popen` and the session it started (if still running) and reap it."""
     if popen.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)  # its own session: only what it started
@@ -95,10 +97,12 @@ def _kill_group(popen: subprocess.Popen) -> None:
     _LIVE.pop(popen.pid, None)
 
 
-atexit.register(lambda: [_kill_group(p) for p in list(_LIVE.values())])
+atexit.register(lambda: [kill_group(p) for p in list(_LIVE.values())])
 
 
-def _spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    """Start `argv` in a session of its own, output appended to `log_path`, with the open-file
+    limit raised; it is killed (`kill_group`) at interpreter exit if still running."""
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, env=env, cwd=cwd,
@@ -157,7 +161,7 @@ class Hub:
             raise HubError(f"java or {JSAMP_JAR} not found")
         with contextlib.suppress(FileNotFoundError):
             self.lockfile.unlink()
-        self.popen = _spawn(self.argv(), self.env(), self.log_path, self.workdir)
+        self.popen = spawn(self.argv(), self.env(), self.log_path, self.workdir)
         deadline = time.monotonic() + timeout
         while True:
             if self.popen.poll() is not None:
@@ -196,12 +200,12 @@ class Hub:
         self.popen.send_signal(signal.SIGTERM)  # nothing if it has exited
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(grace)
-        _kill_group(self.popen)
+        kill_group(self.popen)
         self.popen = None
 
     def kill(self) -> None:
         if self.popen is not None:
-            _kill_group(self.popen)
+            kill_group(self.popen)
             self.popen = None
 
     def __enter__(self) -> "Hub":
@@ -226,13 +230,13 @@ def run_limited(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float
     """Run `argv` in its own session; SIGKILL it (and its children) after `limit` seconds."""
     log_path = Path(cwd) / f"run-{time.monotonic_ns()}.log"
     t0 = time.monotonic()
-    popen = _spawn(argv, env, log_path, Path(cwd))
+    popen = spawn(argv, env, log_path, Path(cwd))
     timed_out = False
     try:
         popen.wait(limit)
     except subprocess.TimeoutExpired:
         timed_out = True
-    _kill_group(popen)
+    kill_group(popen)
     seconds = time.monotonic() - t0
     output = log_path.read_text("utf-8", "replace")
     return LimitedRun(None if timed_out else popen.returncode, output, seconds, timed_out, limit)

@@ -116,7 +116,7 @@ def test_peer_is_stopped_after_its_block(peers: peerlib.PeerLauncher, tmp_path: 
     """A peer started with the context manager is gone (whole process group) after the block,
     also when the block raises."""
     hub = peers.jsamp_hub()
-    display = peers._display()
+    display = peers.x_display()
     with (
         pytest.raises(RuntimeError, match="boom"),
         peerlib.ds9(hub.lockfile, display=display, home=tmp_path / "ds9") as peer,

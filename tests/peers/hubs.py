@@ -18,13 +18,13 @@ from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
 
 from .base import JSAMP_JAR, PeerStartError, require
 from .process import (
-    _LIVE_GROUPS,
     OWNER_VAR,
     ManagedProcess,
-    _owner_token,
-    _stop_group,
+    owner_token,
     peer_env,
     spawn,
+    stop_group,
+    track_group,
     wait_until,
 )
 
@@ -412,21 +412,21 @@ def run_jsamp_tool(
         stderr=subprocess.PIPE,
         env={
             **peer_env(home=home, lockfile=lockfile, java_options=java_options),
-            OWNER_VAR: _owner_token(),
+            OWNER_VAR: owner_token(),
         },
         cwd=home,
         start_new_session=True,
     )
-    _LIVE_GROUPS[popen.pid] = f"jsamp {tool}"
+    track_group(popen.pid, f"jsamp {tool}")
     try:
         try:
             out, err = popen.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop_group(popen.pid, popen, grace=2.0)
+            stop_group(popen.pid, popen, grace=2.0)
             out, err = popen.communicate()
             raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
         return ToolResult(
             popen.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
     finally:
-        _stop_group(popen.pid, popen, grace=2.0)
+        stop_group(popen.pid, popen, grace=2.0)
