@@ -40,8 +40,8 @@ from typing import Any
 from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
 from sampflow.samp.lockfile_helpers import hub_answers
 
-__all__ = ["HubStartError", "Recorder", "SampflowHub", "hub_env", "msg", "post_xmlrpc",
-           "running_hub", "sampflow_argv"]
+__all__ = ["HubStartError", "Recorder", "SampflowHub", "call_until_ok", "hub_env", "msg",
+           "post_xmlrpc", "running_hub", "sampflow_argv"]
 
 #: Processes started here and not yet reaped; killed at interpreter exit.
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
@@ -253,8 +253,14 @@ class SampflowHub:
 @contextlib.contextmanager
 def running_hub(lockfile: Path | str, *, log_dir: Path | str | None = None,
                 args: Sequence[str] = (), verbose: bool = False,
-                timeout: float = 30.0) -> Iterator[SampflowHub]:
-    """Run ``sampflow hub`` for the block; stopped with SIGTERM (lockfile checked) after.
+                timeout: float = 30.0, check_lockfile: bool = True) -> Iterator[SampflowHub]:
+    """Run ``sampflow hub`` for the block; stopped with SIGTERM after.
+
+    Parameters
+    ----------
+    check_lockfile : bool
+        After a block that did not raise, assert that the hub removed its lockfile (False
+        for blocks that may kill the hub themselves).
 
     Yields
     ------
@@ -269,7 +275,7 @@ def running_hub(lockfile: Path | str, *, log_dir: Path | str | None = None,
         hub.stop(check_lockfile=False)
         raise
     else:
-        hub.stop()
+        hub.stop(check_lockfile=check_lockfile)
 
 
 def _kill_leftovers() -> None:
@@ -293,6 +299,26 @@ def msg(mtype: str, **params: Any) -> dict[str, Any]:
     """A SAMP message map (section 3.8) of `mtype` with `params`, unchecked (tests send odd
     MTypes on purpose)."""
     return {"samp.mtype": mtype, "samp.params": dict(params)}
+
+
+async def call_until_ok(client: Any, recipient: str, message: dict[str, Any], tries: int = 60,
+                        *, retry_hub_failures: bool = False) -> dict[str, Any]:
+    """Call `recipient` (``call_and_wait`` of the `AsyncSAMPClient` `client`, 60 s each)
+    until it answers ``samp.ok``, at most `tries` times half a second apart, while a real
+    application settles after a load; returns the last response.
+
+    A failure of the hub to deliver (an error naming "delivery to") is not the application
+    settling: it fails the test at once, unless `retry_hub_failures` (for a federated hub,
+    whose proxies may still be arriving)."""
+    response: dict[str, Any] = {}
+    for _ in range(tries):
+        response = await client.call_and_wait(recipient, message, 60)
+        if response["samp.status"] == "samp.ok":
+            return response
+        if not retry_hub_failures:
+            assert "delivery to" not in str(response.get("samp.error")), response
+        await asyncio.sleep(0.5)
+    return response
 
 
 async def post_xmlrpc(session: Any, url: str, body: bytes | object) -> tuple[int, Any]:

@@ -82,24 +82,26 @@ async def test_client_new_connection_when_server_says_close(start_server: StartS
     assert len({r.peer for r in seen}) == 4
 
 
-async def test_client_survives_server_closing_after_each_answer(raw_server: StartRaw,
-                                                                client: HttpClient) -> None:
-    """SAO DS9's way: HTTP/1.1, ``Content-Length``, no ``Connection: close``, then close."""
+def lf_ok(body: bytes) -> bytes:
+    """SAO DS9's answer, byte for byte in form: bare-LF line ends (its ``xmlrpc.tcl``)."""
+    return (b"HTTP/1.1 200 OK\nContent-Type: text/xml\nContent-length: %d\n\n%b"
+            % (len(body), body))
+
+
+@pytest.mark.parametrize("answer", [ok, lf_ok], ids=["crlf", "bare-lf"])
+async def test_client_survives_server_closing_after_each_answer(
+        raw_server: StartRaw, client: HttpClient, answer: Any) -> None:
+    """SAO DS9's way: HTTP/1.1, ``Content-Length``, no ``Connection: close``, then close;
+    DS9's own server also answers in bare LF."""
     async def ds9(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
         _, body = await read_request(reader)
-        writer.write(ok(b"re:" + body))
+        writer.write(answer(b"re:" + body))
         await writer.drain()
 
     raw = await raw_server(ds9)
     for i in range(20):
         assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
-    assert raw.connections >= 20
-
-
-def lf_ok(body: bytes) -> bytes:
-    """SAO DS9's answer, byte for byte in form: bare-LF line ends (its ``xmlrpc.tcl``)."""
-    return (b"HTTP/1.1 200 OK\nContent-Type: text/xml\nContent-length: %d\n\n%b"
-            % (len(body), body))
+    assert raw.connections == client.connections_opened >= 20
 
 
 async def test_client_reads_bare_lf_answers_over_one_kept_alive_connection(
@@ -116,20 +118,6 @@ async def test_client_reads_bare_lf_answers_over_one_kept_alive_connection(
         assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
     assert raw.connections == 1
     assert client.connections_opened == 1
-
-
-async def test_client_reads_bare_lf_answers_of_a_server_closing_after_each(
-        raw_server: StartRaw, client: HttpClient) -> None:
-    """DS9's server answers in bare LF and then closes, without ``Connection: close``."""
-    async def ds9(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
-        _, body = await read_request(reader)
-        writer.write(lf_ok(b"re:" + body))
-        await writer.drain()
-
-    raw = await raw_server(ds9)
-    for i in range(20):
-        assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
-    assert raw.connections == client.connections_opened >= 20
 
 
 async def test_client_fresh_connection_closed_unanswered_raises(raw_server: StartRaw,
