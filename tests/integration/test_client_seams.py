@@ -64,23 +64,19 @@ async def test_close_forgets_the_registration_without_unregistering(start_hub: A
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[SAMPHubServer]:
-    server = SAMPHubServer(lockfile=str(tmp_path / "lock"), web_profile=False)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pair(hub: SAMPHubServer) -> Iterator[tuple[SAMPIntegratedClient, SAMPIntegratedClient]]:
+def pair(tmp_path: Path) -> Iterator[tuple[SAMPIntegratedClient, SAMPIntegratedClient]]:
+    """Two integrated clients, ``a`` and ``b``, on a hub of their own."""
+    hub = SAMPHubServer(lockfile=str(tmp_path / "lock"), web_profile=False)
+    hub.start()
     a, b = SAMPIntegratedClient("a"), SAMPIntegratedClient("b")
-    a.connect(hub=hub)
-    b.connect(hub=hub)
     try:
+        a.connect(hub=hub)
+        b.connect(hub=hub)
         yield a, b
     finally:
         a.disconnect()
         b.disconnect()
+        hub.stop()
 
 
 def test_run_blocking_runs_several_hub_calls_at_once(
