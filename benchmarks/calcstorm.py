@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .hubs import JSAMP_JAR, Hub, HubError, _kill_group, _spawn, java_available
+from .hubs import JSAMP_JAR, Hub, HubError, java_available, kill_group, spawn
 
 __all__ = ["MODES", "Cell", "MeasuredRun", "run_calcstorm_part", "run_measured"]
 
@@ -88,7 +88,7 @@ def run_measured(argv: list[str], *, env: dict[str, str], cwd: Path, limit: floa
     """
     log_path = Path(cwd) / f"run-{time.monotonic_ns()}.log"
     t0 = time.monotonic()
-    popen = _spawn(argv, env, log_path, Path(cwd))
+    popen = spawn(argv, env, log_path, Path(cwd))
     cpu: float | None = None
     timed_out = False
     try:
@@ -107,7 +107,7 @@ def run_measured(argv: list[str], *, env: dict[str, str], cwd: Path, limit: floa
                 break
             time.sleep(poll)
     finally:
-        _kill_group(popen)  # kills only if it has not been reaped above
+        kill_group(popen)  # kills only if it has not been reaped above
     seconds = time.monotonic() - t0
     output = log_path.read_text("utf-8", "replace")
     return MeasuredRun(None if timed_out else popen.returncode, output, seconds, timed_out,

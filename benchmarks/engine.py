@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .hubs import Hub, HubError, _spawn, _kill_group, run_limited
+from .hubs import Hub, HubError, kill_group, run_limited, spawn
 from .pyclients import percentile
 
 __all__ = ["run_engine_part", "RULES"]
@@ -170,7 +170,7 @@ def run_engine_part(workdir: Path, *, n_files: int, n_fire: int, settle: float, 
         argv = [*_sampflow_argv(), "run", str(rules), "--hub", "connect",
                 "--lockfile", str(hub.lockfile), "--no-web-profile",
                 "--state", str(workdir / "engine-state")]
-        engine = _spawn(argv, hub.env(), workdir / "engine.log", workdir)
+        engine = spawn(argv, hub.env(), workdir / "engine.log", workdir)
         run = run_limited([sys.executable, "-m", "benchmarks.engine", str(folder), str(n_files),
                            str(n_fire)], env=hub.env(), cwd=workdir, limit=limit)
         line = next((ln for ln in run.output.splitlines() if ln.startswith("RESULT ")), None)
@@ -202,7 +202,7 @@ def run_engine_part(workdir: Path, *, n_files: int, n_fire: int, settle: float, 
                 engine.wait(8)
             except Exception:
                 pass
-            _kill_group(engine)
+            kill_group(engine)
         hub.stop()
 
 

@@ -17,12 +17,15 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
+
 __all__ = ["HUBS", "JSAMP_JAR", "Hub", "HubError", "LimitedRun", "run_limited", "client_env",
-           "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available"]
+           "raise_fd_limit", "rss_kb", "cpu_seconds", "java_available", "kill_group",
+           "spawn"]
 
 HUBS = ("sampflow", "pyvo", "jsamp")
 JSAMP_JAR = os.environ.get("JSAMP_JAR", "/usr/share/java/jsamp.jar")
@@ -82,7 +85,8 @@ def client_env(lockfile: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def _kill_group(popen: subprocess.Popen) -> None:
+def kill_group(popen: subprocess.Popen) -> None:
+    """SIGKILL `popen` and the session it started (if still running) and reap it."""
     if popen.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)  # its own session: only what it started
@@ -93,46 +97,18 @@ def _kill_group(popen: subprocess.Popen) -> None:
     _LIVE.pop(popen.pid, None)
 
 
-atexit.register(lambda: [_kill_group(p) for p in list(_LIVE.values())])
+atexit.register(lambda: [kill_group(p) for p in list(_LIVE.values())])
 
 
-def _spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+def spawn(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    """Start `argv` in a session of its own, output appended to `log_path`, with the open-file
+    limit raised; it is killed (`kill_group`) at interpreter exit if still running."""
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                  start_new_session=True, preexec_fn=raise_fd_limit)
     _LIVE[popen.pid] = popen
     return popen
-
-
-def _read_lockfile(path: Path) -> dict[str, str]:
-    info: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in path.read_text("utf-8", "replace").splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, _, value = line.partition("=")
-                info[key.strip()] = value.strip()
-    return info
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
-
-
-def ping(url: str, timeout: float = 2.0) -> bool:
-    """Whether the hub at `url` answers ``samp.hub.ping``."""
-    try:
-        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
-    except (OSError, xmlrpc.client.Error):
-        return False
-    return True
 
 
 class Hub:
@@ -185,17 +161,18 @@ class Hub:
             raise HubError(f"java or {JSAMP_JAR} not found")
         with contextlib.suppress(FileNotFoundError):
             self.lockfile.unlink()
-        self.popen = _spawn(self.argv(), self.env(), self.log_path, self.workdir)
+        self.popen = spawn(self.argv(), self.env(), self.log_path, self.workdir)
         deadline = time.monotonic() + timeout
         while True:
             if self.popen.poll() is not None:
                 _LIVE.pop(self.popen.pid, None)
                 raise HubError(f"{self.kind} hub exited with status {self.popen.returncode}: "
                                f"{self.log_tail()}")
-            url = _read_lockfile(self.lockfile).get("samp.hub.xmlrpc.url", "")
-            if url and ping(url):
-                self.url = url
-                return self
+            with contextlib.suppress(LockfileError):
+                url = read_lockfile_unchecked(self.lockfile).get("samp.hub.xmlrpc.url", "")
+                if url and hub_answers(url, 2.0):
+                    self.url = url
+                    return self
             if time.monotonic() > deadline:
                 self.kill()
                 raise HubError(f"{self.kind} hub did not answer within {timeout:g} s")
@@ -203,7 +180,7 @@ class Hub:
 
     def alive(self) -> bool:
         """Whether the process runs and answers ping."""
-        return self.popen is not None and self.popen.poll() is None and ping(self.url)
+        return self.popen is not None and self.popen.poll() is None and hub_answers(self.url, 2.0)
 
     def rss_kb(self) -> int | None:
         return rss_kb(self.pid) if self.popen is not None else None
@@ -220,19 +197,15 @@ class Hub:
         """SIGTERM by PID; SIGKILL (the whole session it started) after `grace` seconds."""
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill_group(self.popen)
+        self.popen.send_signal(signal.SIGTERM)  # nothing if it has exited
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
+        kill_group(self.popen)
         self.popen = None
 
     def kill(self) -> None:
         if self.popen is not None:
-            _kill_group(self.popen)
+            kill_group(self.popen)
             self.popen = None
 
     def __enter__(self) -> "Hub":
@@ -257,13 +230,13 @@ def run_limited(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float
     """Run `argv` in its own session; SIGKILL it (and its children) after `limit` seconds."""
     log_path = Path(cwd) / f"run-{time.monotonic_ns()}.log"
     t0 = time.monotonic()
-    popen = _spawn(argv, env, log_path, Path(cwd))
+    popen = spawn(argv, env, log_path, Path(cwd))
     timed_out = False
     try:
         popen.wait(limit)
     except subprocess.TimeoutExpired:
         timed_out = True
-    _kill_group(popen)
+    kill_group(popen)
     seconds = time.monotonic() - t0
     output = log_path.read_text("utf-8", "replace")
     return LimitedRun(None if timed_out else popen.returncode, output, seconds, timed_out, limit)

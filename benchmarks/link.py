@@ -34,7 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .hubs import client_env, ping, raise_fd_limit
+from sampflow.samp.lockfile import read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
+
+from .hubs import client_env, raise_fd_limit
 from .pyclients import percentile
 
 SECRET = "benchmark-secret"
@@ -96,9 +99,8 @@ def start_hub(work: Path, nats_url: str, name: str) -> tuple[Proc, Path]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if lockfile.exists():
-            url = next((line.split("=", 1)[1].strip() for line in lockfile.read_text().splitlines()
-                        if line.startswith("samp.hub.xmlrpc.url=")), "")
-            if url and ping(url):
+            url = read_lockfile_unchecked(lockfile).get("samp.hub.xmlrpc.url", "")
+            if url and hub_answers(url, 2.0):
                 return proc, lockfile
         if proc.popen.poll() is not None:
             raise SystemExit(f"hub {name} exited: {proc.log.read_text()[-2000:]}")

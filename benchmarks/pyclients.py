@@ -43,6 +43,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # -- workers (run in the subprocess) -------------------------------------------------------------
+class Errors:
+    """A worker's failed operations: how many, and what the first one said."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+
+    def add(self, exc: Exception) -> None:
+        """Count `exc`; keep its text (160 characters at most) if it is the first."""
+        self.count += 1
+        self.first = self.first or f"{type(exc).__name__}: {exc}"[:160]
+
+
 async def _sampflow_worker(n_notify: int, n_calls: int) -> dict:
     from sampflow.samp.client.aio import AsyncSAMPClient
 
@@ -63,7 +76,7 @@ async def _sampflow_worker(n_notify: int, n_calls: int) -> dict:
         await send.connect()
         recv.on_message = on_message
         await recv.declare_subscriptions({"bench.notify": {}, "bench.call": {}})
-        errors, first_error = 0, ""
+        errors = Errors()
         for _ in range(WARMUP):
             await send.call_and_wait(recv.public_id, CALL, timeout=10)
         times = []
@@ -72,8 +85,7 @@ async def _sampflow_worker(n_notify: int, n_calls: int) -> dict:
             try:
                 await send.call_and_wait(recv.public_id, CALL, timeout=10)
             except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"[:160]
+                errors.add(exc)
                 continue
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -81,15 +93,14 @@ async def _sampflow_worker(n_notify: int, n_calls: int) -> dict:
             try:
                 await send.notify(recv.public_id, NOTIFY)
             except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"[:160]
+                errors.add(exc)
         try:
             await asyncio.wait_for(all_in.wait(), 30)
         except asyncio.TimeoutError:
             pass
         elapsed = time.perf_counter() - t0
-    return {"times": times, "received": got, "notify_seconds": elapsed, "errors": errors,
-            "first_error": first_error}
+    return {"times": times, "received": got, "notify_seconds": elapsed, "errors": errors.count,
+            "first_error": errors.first}
 
 
 def _pyvo_worker(n_notify: int, n_calls: int) -> dict:
@@ -113,7 +124,7 @@ def _pyvo_worker(n_notify: int, n_calls: int) -> dict:
     recv.bind_receive_notification("bench.notify", on_notify)
     recv.bind_receive_call("bench.call", on_call)
     rid = recv.get_public_id()
-    errors, first_error = 0, ""
+    errors = Errors()
     try:
         for _ in range(WARMUP):
             send.call_and_wait(rid, CALL, "10")
@@ -123,8 +134,7 @@ def _pyvo_worker(n_notify: int, n_calls: int) -> dict:
             try:
                 send.call_and_wait(rid, CALL, "10")
             except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"[:160]
+                errors.add(exc)
                 continue
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -132,8 +142,7 @@ def _pyvo_worker(n_notify: int, n_calls: int) -> dict:
             try:
                 send.notify(rid, NOTIFY)
             except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"[:160]
+                errors.add(exc)
         all_in.wait(30)
         elapsed = time.perf_counter() - t0
     finally:
@@ -142,8 +151,8 @@ def _pyvo_worker(n_notify: int, n_calls: int) -> dict:
                 client.disconnect()
             except Exception:
                 pass
-    return {"times": times, "received": got[0], "notify_seconds": elapsed, "errors": errors,
-            "first_error": first_error}
+    return {"times": times, "received": got[0], "notify_seconds": elapsed, "errors": errors.count,
+            "first_error": errors.first}
 
 
 def worker_main(argv: list[str]) -> int:

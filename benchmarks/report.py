@@ -29,7 +29,9 @@ def _f(value: float | None, fmt: str = "{:,.0f}") -> str:
         else fmt.format(value)
 
 
-def _calcstorm(part: dict, hubs: list[str], cpus: int | None = None) -> list[str]:
+def calcstorm_section(part: dict, hubs: list[str], cpus: int | None = None) -> list[str]:
+    """The Markdown lines of the report\'s calcstorm section (part 1) for `part`, the
+    calcstorm results, comparing sampflow with the other `hubs`."""
     p = part["params"]
     others = [h for h in hubs if h != "sampflow"]
     lines = [f"## 1. JSAMP calcstorm: {p['nclient']} clients x {p['nquery']} queries",
@@ -225,7 +227,7 @@ def write_markdown(path: Path, meta: dict, results: dict, hubs: list[str],
              f"pyvo {meta['pyvo']}, JSAMP {meta['jsamp']}, Java {meta['java']}",
              f"- run time: {meta.get('seconds', 0):.0f} s", ""]
     if "calcstorm" in results:
-        lines += _calcstorm(results["calcstorm"], hubs, meta.get("cpus"))
+        lines += calcstorm_section(results["calcstorm"], hubs, meta.get("cpus"))
     if "clients" in results:
         lines += _clients(results["clients"], hubs)
     if "scale" in results:

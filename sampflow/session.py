@@ -223,7 +223,7 @@ class RunSession:
             if reason is None:
                 break
             log.warning("the SAMP hub went away (%s); reconnecting", reason)
-            await client._close()
+            await client.close()
             self.client = None
         return 0
 

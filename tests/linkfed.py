@@ -27,6 +27,7 @@ from peers.process import ManagedProcess, spawn, wait_until
 from samphub import Recorder, SampflowHub, hub_env
 
 from sampflow.samp.errors import SAMPError
+from sampflow.samp.lockfile import read_lockfile_unchecked
 
 __all__ = ["SECRET", "TEST_SHARE", "Clients", "Federation", "NatsServer", "NetLab", "free_port",
            "names", "start_in_namespace", "wait_proxy"]
@@ -294,8 +295,7 @@ def start_in_namespace(hub: SampflowHub, timeout: float = 30.0) -> SampflowHub:
         if not hub.running():
             raise AssertionError(f"hub exited:\n{hub.log_tail()}")
         if hub.lockfile.is_file():
-            info = dict(line.split("=", 1) for line in hub.lockfile.read_text().splitlines()
-                        if "=" in line and not line.startswith("#"))
+            info = read_lockfile_unchecked(hub.lockfile)
             if info.get("hub.start.pid") == str(hub.pid):
                 hub.info, hub.url, hub.secret = info, info["samp.hub.xmlrpc.url"], \
                     info["samp.secret"]

@@ -33,12 +33,15 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SampflowHub", "HubStartError", "running_hub", "sampflow_argv", "ping", "hub_env"]
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
+
+__all__ = ["HubStartError", "Recorder", "SampflowHub", "call_until_ok", "hub_env", "msg",
+           "post_xmlrpc", "running_hub", "sampflow_argv"]
 
 #: Processes started here and not yet reaped; killed at interpreter exit.
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
@@ -68,32 +71,13 @@ def hub_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _read_lockfile(path: Path) -> dict[str, str]:
-    info: dict[str, str] = {}
-    for line in path.read_text("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            info[key.strip()] = value.strip()
-    return info
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host):  # type: ignore[no-untyped-def]
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout
-        return conn
-
-
-def ping(url: str, timeout: float = 2.0) -> bool:
-    """Whether the hub at `url` answers ``samp.hub.ping`` without a fault."""
+def _sigterm_and_wait(popen: subprocess.Popen[bytes], timeout: float) -> bool:
+    """SIGTERM `popen` by PID (nothing if it has exited) and wait up to `timeout` seconds;
+    whether it exited."""
+    popen.send_signal(signal.SIGTERM)
     try:
-        xmlrpc.client.ServerProxy(url, transport=_TimeoutTransport(timeout)).samp.hub.ping()
-    except (OSError, xmlrpc.client.Error):
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
         return False
     return True
 
@@ -206,9 +190,9 @@ class SampflowHub:
                 _LIVE.pop(self.pid, None)
                 raise HubStartError(f"sampflow hub exited with status {code}:\n{self.log_tail()}")
             if self.lockfile.is_file():
-                info = _read_lockfile(self.lockfile)
+                info = read_lockfile_unchecked(self.lockfile)
                 url = info.get("samp.hub.xmlrpc.url", "")
-                if info.get("hub.start.pid") == str(self.pid) and url and ping(url):
+                if info.get("hub.start.pid") == str(self.pid) and url and hub_answers(url, 2.0):
                     self.info, self.url, self.secret = info, url, info["samp.secret"]
                     return self
             if time.monotonic() > deadline:
@@ -232,15 +216,10 @@ class SampflowHub:
         """
         if self.popen is None:
             return 0
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow hub ignored SIGTERM for {timeout} s:\n"
-                                     f"{self.log_tail()}") from None
+        if not _sigterm_and_wait(self.popen, timeout):
+            self.kill()
+            raise AssertionError(f"sampflow hub ignored SIGTERM for {timeout} s:\n"
+                                 f"{self.log_tail()}")
         _LIVE.pop(self.popen.pid, None)
         if check_lockfile:
             assert not self._our_lockfile_present(), (
@@ -249,8 +228,8 @@ class SampflowHub:
 
     def _our_lockfile_present(self) -> bool:
         try:
-            return _read_lockfile(self.lockfile).get("samp.secret") == self.secret
-        except OSError:
+            return read_lockfile_unchecked(self.lockfile).get("samp.secret") == self.secret
+        except LockfileError:
             return False
 
     def kill(self) -> None:
@@ -274,8 +253,14 @@ class SampflowHub:
 @contextlib.contextmanager
 def running_hub(lockfile: Path | str, *, log_dir: Path | str | None = None,
                 args: Sequence[str] = (), verbose: bool = False,
-                timeout: float = 30.0) -> Iterator[SampflowHub]:
-    """Run ``sampflow hub`` for the block; stopped with SIGTERM (lockfile checked) after.
+                timeout: float = 30.0, check_lockfile: bool = True) -> Iterator[SampflowHub]:
+    """Run ``sampflow hub`` for the block; stopped with SIGTERM after.
+
+    Parameters
+    ----------
+    check_lockfile : bool
+        After a block that did not raise, assert that the hub removed its lockfile (False
+        for blocks that may kill the hub themselves).
 
     Yields
     ------
@@ -290,7 +275,7 @@ def running_hub(lockfile: Path | str, *, log_dir: Path | str | None = None,
         hub.stop(check_lockfile=False)
         raise
     else:
-        hub.stop()
+        hub.stop(check_lockfile=check_lockfile)
 
 
 def _kill_leftovers() -> None:
@@ -308,6 +293,48 @@ atexit.register(_kill_leftovers)
 
 # --------------------------------------------------------------------------------------------
 # In-process helpers for asyncio tests (real sockets, one loop)
+
+
+def msg(mtype: str, **params: Any) -> dict[str, Any]:
+    """A SAMP message map (section 3.8) of `mtype` with `params`, unchecked (tests send odd
+    MTypes on purpose)."""
+    return {"samp.mtype": mtype, "samp.params": dict(params)}
+
+
+async def call_until_ok(client: Any, recipient: str, message: dict[str, Any], tries: int = 60,
+                        *, retry_hub_failures: bool = False) -> dict[str, Any]:
+    """Call `recipient` (``call_and_wait`` of the `AsyncSAMPClient` `client`, 60 s each)
+    until it answers ``samp.ok``, at most `tries` times half a second apart, while a real
+    application settles after a load; returns the last response.
+
+    A failure of the hub to deliver (an error naming "delivery to") is not the application
+    settling: it fails the test at once, unless `retry_hub_failures` (for a federated hub,
+    whose proxies may still be arriving)."""
+    response: dict[str, Any] = {}
+    for _ in range(tries):
+        response = await client.call_and_wait(recipient, message, 60)
+        if response["samp.status"] == "samp.ok":
+            return response
+        if not retry_hub_failures:
+            assert "delivery to" not in str(response.get("samp.error")), response
+        await asyncio.sleep(0.5)
+    return response
+
+
+async def post_xmlrpc(session: Any, url: str, body: bytes | object) -> tuple[int, Any]:
+    """POST the XML-RPC request `body` to `url` with the ``aiohttp`` `session`, as a client
+    written by hand would; returns the HTTP status and the decoded value, or the
+    `xmlrpc.client.Fault` the server answered (decoded by the standard library, so that
+    the hub's own codec is not its judge)."""
+    import xmlrpc.client
+
+    async with session.post(url, data=body, headers={"Content-Type": "text/xml"}) as r:
+        payload = await r.read()
+        status = r.status
+    try:
+        return status, xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
+    except xmlrpc.client.Fault as fault:
+        return status, fault
 
 
 class Recorder:
@@ -494,14 +521,9 @@ class EngineRun:
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM by PID; returns the exit status (SIGKILL and fail if it is ignored)."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
+        if not _sigterm_and_wait(self.popen, timeout):
+            self.kill()
+            raise AssertionError(f"sampflow run ignored SIGTERM:\n{self.log()[-4000:]}")
         _LIVE.pop(self.pid, None)
         return self.popen.returncode
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import _loop
+from .client.aio import AsyncSAMPClient
 from .client.sync import SAMPIntegratedClient
 from .config import conf
 from .errors import SAMPClientError, SAMPHubError
@@ -148,19 +148,18 @@ def send_product_to(conn: SAMPIntegratedClient, url: str | os.PathLike[str], mty
         recipients = [find_client_id(conn, client_name)]
     else:
         recipients = list(conn.get_subscribed_clients(mtype))
-    aio = conn._c()._aio
     wait = conf.hub_timeout if timeout is None else timeout
 
-    async def one(recipient: str) -> tuple[str, dict[str, Any]]:
+    async def one(aio: AsyncSAMPClient, recipient: str) -> tuple[str, dict[str, Any]]:
         try:
             return recipient, await aio.call_and_wait(recipient, message, wait)
         except SAMPHubError as exc:
             return recipient, error_response(str(exc))
 
-    async def everyone() -> list[tuple[str, dict[str, Any]]]:
-        return list(await asyncio.gather(*(one(r) for r in recipients)))
+    async def everyone(aio: AsyncSAMPClient) -> list[tuple[str, dict[str, Any]]]:
+        return list(await asyncio.gather(*(one(aio, r) for r in recipients)))
 
-    return dict(_loop.run(everyone()))
+    return dict(conn.run_blocking(everyone))
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ __all__ = [
     "lockfile_location",
     "parse_lockfile",
     "read_lockfile",
+    "read_lockfile_unchecked",
     "read_local_lockfile",
     "is_samp_lockfile",
     "is_local_url",
@@ -192,6 +193,46 @@ def read_local_lockfile(path: str | os.PathLike[str]) -> tuple[str, os.stat_resu
     return data.decode("utf-8", "replace"), info
 
 
+def read_lockfile_unchecked(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The key-value pairs of the local lockfile at `path`, without `read_lockfile`'s checks.
+
+    The file is read as `read_local_lockfile` reads it (a regular file only, never blocking,
+    at most `MAX_LOCKFILE_BYTES`) and parsed by `parse_lockfile` (section 4.2.2), but it is
+    neither checked for trust nor for the required keys. This is for code that waits for a
+    hub it started itself to write its lockfile, where no file, or one without
+    ``samp.hub.xmlrpc.url`` yet, means "not yet"; a client joining a hub uses `read_lockfile`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The lockfile's path on this machine (never a URL).
+
+    Returns
+    -------
+    dict
+        ``key -> value`` for each ``key=value`` line; empty when nothing is at `path`.
+
+    Raises
+    ------
+    LockfileError
+        As `read_local_lockfile`: for a dangling link, a folder, anything but a regular
+        file, or a file that cannot be read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "lock")
+    >>> read_lockfile_unchecked(path)
+    {}
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("# hub\\nsamp.secret=s3\\n")
+    >>> read_lockfile_unchecked(path)
+    {'samp.secret': 's3'}
+    """
+    found = read_local_lockfile(path)
+    return {} if found is None else parse_lockfile(found[0])
+
+
 def is_samp_lockfile(params: Mapping[str, str]) -> bool:
     """Tell whether parsed lockfile `params` has the keys of section 4.2.2 (`REQUIRED_KEYS`)."""
     return all(params.get(key) for key in REQUIRED_KEYS)
@@ -326,17 +367,28 @@ def format_lockfile(params: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_lockfile(path: str | os.PathLike[str], params: dict[str, str]) -> None:
+def create_lockfile(path: str | os.PathLike[str], params: dict[str, str], *,
+                    replace: bool = False) -> None:
     """Create the lockfile at `path` atomically, mode 0600, failing if it exists.
 
-    The text is written to a private temporary file in the same folder, which is then
-    hard-linked to `path`: the link fails if `path` exists, and readers never see a
-    partial lockfile.
+    The text (`format_lockfile`) is written to a private temporary file in the same folder,
+    which is then hard-linked to `path`: the link fails if `path` exists, and readers never
+    see a partial lockfile.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where the lockfile goes; missing folders are made.
+    params : dict
+        Its key-value pairs.
+    replace : bool
+        Replace whatever lockfile is at `path` (atomically, with a rename) instead of
+        failing; for astropy's ``write_lockfile``, never for a hub's own start.
 
     Raises
     ------
     LockfileExists
-        If `path` already exists.
+        If `path` already exists (unless `replace`).
     OSError
         If the folder is not writable.
     """
@@ -346,12 +398,15 @@ def create_lockfile(path: str | os.PathLike[str], params: dict[str, str]) -> Non
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(format_lockfile(params))
+        if replace:
+            os.replace(tmp, target)
+            return
         try:
             os.link(tmp, target)
         except FileExistsError:
             raise LockfileExists(f"lockfile {target} already exists") from None
     finally:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
 
 
 def remove_lockfile_if_ours(path: str | os.PathLike[str], secret: str) -> bool:
@@ -363,12 +418,9 @@ def remove_lockfile_if_ours(path: str | os.PathLike[str], secret: str) -> bool:
         Whether a lockfile was removed.
     """
     try:
-        found = read_local_lockfile(path)
+        params = read_lockfile_unchecked(path)
     except LockfileError:
         return False
-    if found is None:
-        return False
-    params = parse_lockfile(found[0])
     if not secrets.compare_digest(params.get("samp.secret", ""), secret):
         return False
     try:

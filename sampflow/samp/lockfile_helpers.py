@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from . import _loop
@@ -22,7 +21,6 @@ from .lockfile import (
     LockfileExists,
     create_lockfile,
     default_lockfile_path,
-    format_lockfile,
     lockfile_location,
 )
 from .lockfile import read_lockfile as _read_lockfile
@@ -32,6 +30,7 @@ __all__ = [
     "create_lock_file",
     "get_main_running_hub",
     "get_running_hubs",
+    "hub_answers",
     "read_lockfile",
     "remove_garbage_lock_files",
     "write_lockfile",
@@ -62,16 +61,35 @@ def write_lockfile(lockfilename: str | os.PathLike[str], lockfiledict: dict[str,
     OSError
         If the folder is not writable.
     """
-    target = Path(lockfilename)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".samp-", dir=target.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(format_lockfile(dict(lockfiledict)))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    create_lockfile(lockfilename, dict(lockfiledict), replace=True)
+
+
+def hub_answers(url: str, timeout: float = 3.0) -> bool:
+    """Tell whether a SAMP hub answers ``samp.hub.ping`` at `url`, blocking until it does,
+    refuses or `timeout` passes (SAMP 1.3 section 4.2.3).
+
+    Parameters
+    ----------
+    url : str
+        The hub's ``samp.hub.xmlrpc.url``, from its lockfile.
+    timeout : float
+        Seconds to wait for the answer.
+
+    Returns
+    -------
+    bool
+        True when the hub answered without a fault; False when nothing listens there, it
+        timed out, or answered with a fault or with something other than XML-RPC.
+
+    Raises
+    ------
+    SAMPClientError
+        If called from sampflow's event-loop thread (use
+        `sampflow.samp.hub.server.probe_hub` there).
+    """
+    from .hub.server import probe_hub
+
+    return _loop.run(probe_hub(url, timeout))
 
 
 def check_running_hub(lockfilename: str | os.PathLike[str]) -> tuple[bool, dict[str, str]]:
@@ -83,13 +101,11 @@ def check_running_hub(lockfilename: str | os.PathLike[str]) -> tuple[bool, dict[
     is_running : bool
     lockfiledict : dict
     """
-    from .hub.server import probe_hub
-
     try:
         params = _read_lockfile(lockfilename)
     except SAMPHubError:
         return False, {}
-    return _loop.run(probe_hub(params["samp.hub.xmlrpc.url"])), params
+    return hub_answers(params["samp.hub.xmlrpc.url"]), params
 
 
 def create_lock_file(lockfilename: str | None = None, mode: str | None = None,

@@ -14,7 +14,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import peers as peerlib
@@ -82,10 +81,6 @@ async def client(sampflow_hub: samphub.SampflowHub) -> AsyncIterator[AsyncSAMPCl
         await c.disconnect()
 
 
-def message(mtype: str, **params: str) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
-
-
 def fetch(url: str) -> bytes:
     if url.startswith("file:"):
         return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)).read_bytes()
@@ -98,24 +93,8 @@ async def check_registered(client: AsyncSAMPClient, peer: peerlib.PeerHandle, na
     assert peer.public_id in await client.get_registered_clients()
     assert (await client.get_metadata(peer.public_id))["samp.name"] == name
     assert peer.public_id in await client.get_subscribed_clients(mtype)
-    response = await client.call_and_wait(peer.public_id, message("samp.app.ping"), 30)
+    response = await client.call_and_wait(peer.public_id, samphub.msg("samp.app.ping"), 30)
     assert response["samp.status"] == "samp.ok", response
-
-
-async def call_until_ok(client: AsyncSAMPClient, recipient: str, msg: dict[str, Any],
-                        tries: int = 60) -> dict[str, Any]:
-    """Repeat a query while the application is still settling after a load (bounded)."""
-    import asyncio
-
-    response: dict[str, Any] = {}
-    for _ in range(tries):
-        response = await client.call_and_wait(recipient, msg, 60)
-        if response["samp.status"] == "samp.ok":
-            return response
-        # The hub failing to deliver is not the application settling: no retry for that.
-        assert "delivery to" not in str(response.get("samp.error")), response
-        await asyncio.sleep(0.5)
-    return response
 
 
 async def test_table_load_votable_to_topcat(client: AsyncSAMPClient, topcat: peerlib.PeerHandle,
@@ -123,14 +102,14 @@ async def test_table_load_votable_to_topcat(client: AsyncSAMPClient, topcat: pee
     await check_registered(client, topcat, "topcat", "table.load.votable")
     response = await client.call_and_wait(
         topcat.public_id,
-        message("table.load.votable", url=votable.as_uri(), **{"table-id": "sf-t1"},
+        samphub.msg("table.load.votable", url=votable.as_uri(), **{"table-id": "sf-t1"},
                 name="sampflow demo"),
         60)
     assert response["samp.status"] == "samp.ok", response
     # TOPCAT answers the load before the table is in its list: poll (bounded).
-    stil = await call_until_ok(
+    stil = await samphub.call_until_ok(
         client, topcat.public_id,
-        message("table.get.stil", **{"table-id": "sf-t1", "format": "csv"}))
+        samphub.msg("table.get.stil", **{"table-id": "sf-t1", "format": "csv"}))
     assert stil["samp.status"] == "samp.ok", (stil, response, topcat.process.log_tail())
     text = fetch(stil["samp.result"]["url"]).decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -142,9 +121,9 @@ async def test_image_load_fits_to_ds9(client: AsyncSAMPClient, ds9: peerlib.Peer
                                       fits_image: Path) -> None:
     await check_registered(client, ds9, "SAOImageDS9", "image.load.fits")
     response = await client.call_and_wait(
-        ds9.public_id, message("image.load.fits", url=fits_image.as_uri(), name="demo"), 60)
+        ds9.public_id, samphub.msg("image.load.fits", url=fits_image.as_uri(), name="demo"), 60)
     assert response["samp.status"] == "samp.ok", response
-    loaded = await call_until_ok(client, ds9.public_id, message("ds9.get", cmd="file"))
+    loaded = await samphub.call_until_ok(client, ds9.public_id, samphub.msg("ds9.get", cmd="file"))
     assert loaded["samp.status"] == "samp.ok", loaded
     value = str(loaded["samp.result"]["value"]).strip()
     assert Path(value.split("[")[0]).resolve() == fits_image.resolve(), value

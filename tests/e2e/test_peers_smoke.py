@@ -14,6 +14,8 @@ from pathlib import Path
 import peers as peerlib
 import pytest
 
+from sampflow.samp.lockfile import read_lockfile_unchecked
+
 pytestmark = pytest.mark.peer
 
 RecordProperty = Callable[[str, object], None]
@@ -29,7 +31,7 @@ def test_jsamp_hub_answers_ping(
 ) -> None:
     _report(record_property, "jsamp_hub", jsamp_hub.started_in)
     assert jsamp_hub.lockfile.is_file()
-    info = peerlib.read_lockfile(jsamp_hub.lockfile)
+    info = read_lockfile_unchecked(jsamp_hub.lockfile)
     assert info["samp.hub.xmlrpc.url"] == jsamp_hub.url
     assert info["samp.secret"] == jsamp_hub.secret
     with peerlib.ProbeClient(jsamp_hub.lockfile) as probe:
@@ -114,7 +116,7 @@ def test_peer_is_stopped_after_its_block(peers: peerlib.PeerLauncher, tmp_path: 
     """A peer started with the context manager is gone (whole process group) after the block,
     also when the block raises."""
     hub = peers.jsamp_hub()
-    display = peers._display()
+    display = peers.x_display()
     with (
         pytest.raises(RuntimeError, match="boom"),
         peerlib.ds9(hub.lockfile, display=display, home=tmp_path / "ds9") as peer,

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "web"))
 
 import peers
 from browser import PageServer, ensure_node_modules, missing_tools, run_page, web_port_of
-from samphub import Recorder, SampflowHub
+from samphub import Recorder, SampflowHub, running_hub
 
 from sampflow.samp.xmlrpc import dumps_request, loads_response
 
@@ -84,14 +84,9 @@ class Page:
 
 @pytest.fixture
 def web_hub(tmp_path: Path) -> Iterator[SampflowHub]:
-    hub = SampflowHub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
-                      args=["--web-port", "0", "--web-allow", PAGE])
-    hub.lockfile.parent.mkdir(parents=True, exist_ok=True)
-    hub.start()
-    try:
+    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
+                     args=["--web-port", "0", "--web-allow", PAGE], check_lockfile=False) as hub:
         yield hub
-    finally:
-        hub.stop(check_lockfile=False)
 
 
 @pytest.fixture

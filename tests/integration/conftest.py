@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from samphub import SampflowHub, running_hub
 
@@ -45,3 +46,11 @@ def hub_process(tmp_path: Path) -> Iterator[SampflowHub]:
     with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
                      args=["--no-web-profile"]) as h:
         yield h
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An ``aiohttp`` client session for requests written by hand (`samphub.post_xmlrpc`);
+    each request may take two minutes."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
+        yield s

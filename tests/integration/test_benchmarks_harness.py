@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.calcstorm import MODES, Cell
 from benchmarks.pyclients import percentile
-from benchmarks.report import _calcstorm
+from benchmarks.report import calcstorm_section
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def test_calcstorm_report_gives_the_load_generator_cpu_and_the_ceiling():
     cells["async"]["pyvo"] = Cell(failures=["failed (exit 1): Connection reset"])
     part = {"params": {"nclient": 10, "nquery": 1000, "repeats": 2, "limit": 300},
             "cells": cells}
-    text = "\n".join(_calcstorm(part, ["sampflow", "pyvo", "jsamp"], cpus=2))
+    text = "\n".join(calcstorm_section(part, ["sampflow", "pyvo", "jsamp"], cpus=2))
     assert "load generator CPU with JSAMP hub (us/msg)" in text
     assert "| sync | 800 | 2,000 | 1,500 | 2.50x | 1.88x | 2,500 | 2,600 | 3,000 |" in text
     assert "throughput <= 2 / (hub CPU + load generator CPU per message)" in text
@@ -50,7 +50,7 @@ def test_calcstorm_report_gives_the_load_generator_cpu_and_the_ceiling():
            "pyvo: no throughput measured;" in text
     assert "With only" not in text  # 10,000 messages per run: no short-run caveat
     part["params"]["nquery"] = 50
-    assert "With only 500 messages per run" in "\n".join(_calcstorm(part, ["sampflow"], cpus=2))
+    assert "With only 500 messages per run" in "\n".join(calcstorm_section(part, ["sampflow"], cpus=2))
 
 
 def test_percentile_nearest_rank():

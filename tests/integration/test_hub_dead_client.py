@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder
+from samphub import Recorder, msg
 
 from sampflow.samp.errors import SAMPHubError
 from sampflow.samp.hub.server import AsyncHub
@@ -40,10 +40,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def msg(mtype: str, **params: str) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": dict(params)}
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from samphub import Recorder, sampflow_argv
+from samphub import Recorder, post_xmlrpc, sampflow_argv
 
 from sampflow.samp.hub.server import AsyncHub
 
@@ -54,21 +54,6 @@ CASES = [pytest.param(x, "relayable", "cannot be relayed", id=f"{k}-relayable")
          for k, (x, _) in NON_SAMP.items()]
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
-        yield s
-
-
-async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> Any:
-    """POST an XML-RPC body; returns HTTP status and the value, or the `Fault`."""
-    async with session.post(url, data=body, headers={"Content-Type": "text/xml"}) as r:
-        payload = await r.read()
-        status = r.status
-    try:
-        return status, xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
-    except xmlrpc.client.Fault as fault:
-        return status, fault
 
 
 def raw_call(method: str, key: str, *xml_params: str) -> bytes:
@@ -121,7 +106,7 @@ async def test_refused_values_get_a_fault_and_the_hub_serves_on(
                 f"<member><name>x</name><value>{xml_value}</value></member></struct></value>"),
         }
         for what, body in bad.items():
-            status, value = await post(session, hub.url, body)
+            status, value = await post_xmlrpc(session, hub.url, body)
             assert status == 200, what
             assert isinstance(value, xmlrpc.client.Fault), (what, value)
             assert why in value.faultString, (what, value.faultString)
@@ -155,7 +140,7 @@ async def test_xmlrpc_scalars_astropy_sends_are_relayed_as_sent(
     try:
         key = sender.client.private_key
         assert key is not None
-        status, answer = await post(session, hub.url, raw_call(
+        status, answer = await post_xmlrpc(session, hub.url, raw_call(
             "samp.hub.notify", key, f"<value>{receiver.id}</value>", message_with(xml_value)))
         assert (status, answer) == (200, ""), answer
         [got] = await receiver.wait_for(lambda r: r.messages("test.tick"))
@@ -252,12 +237,12 @@ async def test_a_client_that_never_answers_is_removed_past_the_queue_bound(
     sender = await Recorder("sender").connect(hub.lockfile)
     url, accepted = silent_callback
     try:
-        status, reg = await post(session, hub.url, xmlrpc.client.dumps(
+        status, reg = await post_xmlrpc(session, hub.url, xmlrpc.client.dumps(
             (hub.service.secret,), "samp.hub.register").encode())
         stuck_key, stuck_id = reg["samp.private-key"], reg["samp.self-id"]
         for method, arg in (("samp.hub.setXmlrpcCallback", url),
                             ("samp.hub.declareSubscriptions", {"test.*": {}})):
-            status, value = await post(session, hub.url,
+            status, value = await post_xmlrpc(session, hub.url,
                                        xmlrpc.client.dumps((stuck_key, arg), method).encode())
             assert (status, value) == (200, ""), value
         # A call first: when the client is dropped, its caller must get an error.

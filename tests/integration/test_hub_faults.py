@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from samphub import Recorder
+from samphub import Recorder, post_xmlrpc
 
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.xmlrpc import MAX_BODY_BYTES, dumps_request
@@ -30,12 +30,6 @@ async def hub(start_hub: Any) -> AsyncHub:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
-        yield s
-
-
-@pytest.fixture
 async def pair(hub: AsyncHub) -> AsyncIterator[tuple[Recorder, Recorder]]:
     sender = await Recorder("sender").connect(hub.lockfile)
     receiver = await Recorder("receiver", {"test.tick": {}}).connect(hub.lockfile)
@@ -46,15 +40,6 @@ async def pair(hub: AsyncHub) -> AsyncIterator[tuple[Recorder, Recorder]]:
         await receiver.close()
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes | object) -> tuple:
-    """POST `body`; returns (HTTP status, decoded value or the Fault)."""
-    async with session.post(url, data=body, headers={"Content-Type": "text/xml"}) as r:
-        payload = await r.read()
-        status = r.status
-    try:
-        return status, xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
-    except xmlrpc.client.Fault as fault:
-        return status, fault
 
 
 def call_body(method: str, *params: object) -> bytes:
@@ -63,7 +48,7 @@ def call_body(method: str, *params: object) -> bytes:
 
 async def assert_fault(session: aiohttp.ClientSession, url: str, body: object,
                        *words: str) -> xmlrpc.client.Fault:
-    status, value = await post(session, url, body)
+    status, value = await post_xmlrpc(session, url, body)
     assert status == 200
     assert isinstance(value, xmlrpc.client.Fault), f"expected a fault, got {value!r}"
     assert isinstance(value.faultCode, int) and value.faultString
@@ -74,10 +59,10 @@ async def assert_fault(session: aiohttp.ClientSession, url: str, body: object,
 
 async def assert_still_serving(session: aiohttp.ClientSession, hub: AsyncHub,
                                pair: tuple[Recorder, Recorder], n: int) -> None:
-    status, value = await post(session, hub.url, call_body("samp.hub.ping"))
+    status, value = await post_xmlrpc(session, hub.url, call_body("samp.hub.ping"))
     assert (status, value) == (200, "")
     sender, receiver = pair
-    status, value = await post(session, hub.url,
+    status, value = await post_xmlrpc(session, hub.url,
                                call_body("samp.hub.ping", sender.client.private_key))
     assert (status, value) == (200, "")
     await sender.client.notify(receiver.id, {"samp.mtype": "test.tick",

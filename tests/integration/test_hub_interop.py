@@ -21,11 +21,13 @@ import pytest
 import pyvo.samp
 import samphub
 
+from sampflow.samp.lockfile import read_lockfile_unchecked
+
 pyvo.samp.conf.use_internet = False
 
 
 def read_params(lockfile: Path) -> dict[str, str]:
-    return peerlib.read_lockfile(lockfile)
+    return read_lockfile_unchecked(lockfile)
 
 
 # -- hubs ----------------------------------------------------------------------------------

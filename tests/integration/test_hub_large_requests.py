@@ -33,19 +33,9 @@ async def hub(start_hub: Any) -> AsyncHub:
     return await start_hub(client_timeout=10)
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
-        yield s
-
-
 async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> Any:
-    async with session.post(url, data=body, headers={"Content-Type": "text/xml"}) as r:
-        payload = await r.read()
-    try:
-        return xmlrpc.client.loads(payload.decode("utf-8"))[0][0]
-    except xmlrpc.client.Fault as fault:
-        return fault
+    """`samphub.post_xmlrpc`'s value (or `xmlrpc.client.Fault`), without the status."""
+    return (await samphub.post_xmlrpc(session, url, body))[1]
 
 
 def metadata_body(key: str, items: int, item: str = "<value>x</value>") -> bytes:

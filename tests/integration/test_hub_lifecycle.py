@@ -12,23 +12,17 @@ import stat
 from pathlib import Path
 
 import pytest
-from samphub import Recorder, SampflowHub, ping
+from samphub import Recorder, SampflowHub
 
-
-def read(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            k, _, v = line.partition("=")
-            out[k] = v
-    return out
+from sampflow.samp.lockfile import read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
 
 
 def test_lockfile_is_private_and_names_the_profile_version(tmp_path: Path) -> None:
     with SampflowHub(tmp_path / "lock") as hub:
         mode = stat.S_IMODE(hub.lockfile.stat().st_mode)
         assert mode == 0o600, oct(mode)
-        info = read(hub.lockfile)
+        info = read_lockfile_unchecked(hub.lockfile)
         assert info["samp.profile.version"] == "1.3"
         assert info["samp.hub.xmlrpc.url"].startswith("http://127.0.0.1:")
         assert len(info["samp.secret"]) >= 16
@@ -46,21 +40,21 @@ def test_second_hub_on_a_live_lockfile_exits_nonzero_naming_the_first(tmp_path: 
         assert first.url in output, output
         assert str(lock) in output, output
         assert lock.read_bytes() == before  # never overwritten
-        assert ping(first.url)
+        assert hub_answers(first.url)
 
 
 def test_kill_9_leaves_a_stale_lockfile_that_a_new_hub_replaces(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     first = SampflowHub(lock, log_dir=tmp_path / "a").start()
-    old = read(lock)
+    old = read_lockfile_unchecked(lock)
     first.kill()
-    assert lock.exists() and read(lock) == old  # stale: its hub is gone
-    assert not ping(old["samp.hub.xmlrpc.url"])
+    assert lock.exists() and read_lockfile_unchecked(lock) == old  # stale: its hub is gone
+    assert not hub_answers(old["samp.hub.xmlrpc.url"])
     with SampflowHub(lock, log_dir=tmp_path / "b") as second:
-        new = read(lock)
+        new = read_lockfile_unchecked(lock)
         assert new["samp.secret"] != old["samp.secret"]
         assert new["hub.start.pid"] == str(second.pid)
-        assert ping(second.url)
+        assert hub_answers(second.url)
         assert stat.S_IMODE(lock.stat().st_mode) == 0o600
     assert not lock.exists()
 
@@ -73,7 +67,7 @@ def test_stale_or_broken_lockfile_is_replaced(tmp_path: Path, content: str) -> N
     lock = tmp_path / "lock"
     lock.write_text(content)
     with SampflowHub(lock) as hub:
-        assert read(lock)["samp.secret"] == hub.secret
+        assert read_lockfile_unchecked(lock)["samp.secret"] == hub.secret
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -107,8 +101,8 @@ def test_stopping_hub_leaves_a_lockfile_that_is_no_longer_its_own(tmp_path: Path
         lock.unlink()  # someone removed it; another hub took the name
         with SampflowHub(lock, log_dir=tmp_path / "b") as second:
             first.stop(check_lockfile=False)
-            assert lock.exists() and read(lock)["samp.secret"] == second.secret
-            assert ping(second.url)
+            assert lock.exists() and read_lockfile_unchecked(lock)["samp.secret"] == second.secret
+            assert hub_answers(second.url)
     finally:
         first.kill()
 

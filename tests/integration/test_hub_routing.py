@@ -14,15 +14,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from samphub import Recorder
+from samphub import Recorder, msg
 
 from sampflow.samp.errors import SAMPHubError
 from sampflow.samp.hub.server import AsyncHub
 from sampflow.samp.xmlrpc import dumps_response, loads_request
-
-
-def msg(mtype: str, **params: str) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": dict(params)}
 
 
 @pytest.fixture

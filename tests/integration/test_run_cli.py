@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, SampflowHub, hub_env, sampflow_argv
+from samphub import Recorder, SampflowHub, hub_env, msg, running_hub, sampflow_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -39,14 +39,9 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[SampflowHub]:
     """``sampflow hub --no-web-profile`` on a temporary lockfile, stopped by PID."""
-    h = SampflowHub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
-                    args=["--no-web-profile"])
-    h.lockfile.parent.mkdir(parents=True, exist_ok=True)
-    h.start()
-    try:
+    with running_hub(tmp_path / "hub" / "lock", log_dir=tmp_path / "hub",
+                     args=["--no-web-profile"], check_lockfile=False) as h:
         yield h
-    finally:
-        h.stop(check_lockfile=False)
 
 
 @contextlib.asynccontextmanager
@@ -61,10 +56,6 @@ async def recorders(lockfile: Path, *specs: tuple[str, dict[str, Any]]
         for r in rs:
             with contextlib.suppress(Exception):
                 await r.close()
-
-
-def msg(mtype: str, **params: Any) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
 
 
 async def names(client: Recorder) -> dict[str, str]:

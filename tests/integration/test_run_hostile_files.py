@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samphub import Recorder, ping
+from samphub import Recorder
+
+from sampflow.samp.lockfile import read_lockfile_unchecked
+from sampflow.samp.lockfile_helpers import hub_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -56,10 +59,8 @@ def write_sparse_image(path: Path, total: int) -> Path:
 
 async def still_answers(lockfile: Path, client: Recorder, engine_id: str) -> None:
     """The embedded hub answers samp.hub.ping and the engine answers samp.app.ping."""
-    from samphub import _read_lockfile  # type: ignore[attr-defined]
-
-    url = _read_lockfile(lockfile)["samp.hub.xmlrpc.url"]
-    assert await asyncio.to_thread(ping, url, 10.0), "the embedded hub does not answer"
+    url = read_lockfile_unchecked(lockfile)["samp.hub.xmlrpc.url"]
+    assert await asyncio.to_thread(hub_answers, url, 10.0), "the embedded hub does not answer"
     reply = await client.client.call_and_wait(
         engine_id, {"samp.mtype": "samp.app.ping", "samp.params": {}}, 20)
     assert reply.get("samp.status") == "samp.ok", reply

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from samphub import Recorder
+from samphub import Recorder, msg
 
 from sampflow.samp.hub.registry import Profile
 from sampflow.samp.hub.server import AsyncHub
@@ -26,10 +26,6 @@ from sampflow.samp.hub.web_consent import AllowList, ConsentRequest
 from sampflow.samp.xmlrpc import Fault, dumps_request, loads_response
 
 PAGE = "http://localhost:8123"
-
-
-def msg(mtype: str, **params: str) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": dict(params)}
 
 
 class WebClient:

@@ -15,7 +15,8 @@ JSAMP_JAR = Path(os.environ.get("SAMPFLOW_JSAMP_JAR", "/usr/share/java/jsamp.jar
 #: Seconds between SIGTERM and SIGKILL when stopping a process group.
 DEFAULT_GRACE = 5.0
 
-_POLL_INTERVAL = 0.1
+#: Seconds between two checks of a condition being waited for (`wait_until`).
+POLL_INTERVAL = 0.1
 
 
 # --------------------------------------------------------------------------------------------

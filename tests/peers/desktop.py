@@ -264,7 +264,14 @@ class PeerLauncher:
             self.on_unavailable(missing_exc)
         raise missing_exc
 
-    def _display(self) -> str:
+    def x_display(self) -> str:
+        """The X display (``:N``) GUI peers of this launcher use, started on first use.
+
+        Raises
+        ------
+        PeerError
+            If the launcher was made without a display.
+        """
         if self.display is None:
             raise PeerError("this launcher has no X display")
         return self.display()
@@ -301,7 +308,7 @@ class PeerLauncher:
 
         def start() -> PeerHandle:
             require(*spec.requires)
-            display = self._display()
+            display = self.x_display()
             return self._stack.enter_context(
                 start_peer(spec, lockfile, display=display, home=self.make_dir(spec.key), **kwargs)
             )

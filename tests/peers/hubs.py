@@ -14,41 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Self
 
+from sampflow.samp.lockfile import LockfileError, read_lockfile_unchecked
+
 from .base import JSAMP_JAR, PeerStartError, require
 from .process import (
-    _LIVE_GROUPS,
     OWNER_VAR,
     ManagedProcess,
-    _owner_token,
-    _stop_group,
+    owner_token,
     peer_env,
     spawn,
+    stop_group,
+    track_group,
     wait_until,
 )
 
 # --------------------------------------------------------------------------------------------
 # Hub access from the test side (xmlrpc.client is fine here: tests only)
-
-
-def read_lockfile(lockfile: Path) -> dict[str, str]:
-    """Parse a SAMP Standard Profile lockfile.
-
-    Parameters
-    ----------
-    lockfile : pathlib.Path
-
-    Returns
-    -------
-    dict
-        ``key -> value`` for each ``key=value`` line (comments and blanks skipped).
-    """
-    info = {}
-    for line in Path(lockfile).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            info[key.strip()] = value.strip()
-    return info
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
@@ -68,9 +49,9 @@ def _proxy(url: str, timeout: float) -> xmlrpc.client.ServerProxy:
 
 def _ping(lockfile: Path) -> dict[str, str] | None:
     try:
-        info = read_lockfile(lockfile)
+        info = read_lockfile_unchecked(lockfile)
         _proxy(info["samp.hub.xmlrpc.url"], 2.0).samp.hub.ping()
-    except (OSError, KeyError, xmlrpc.client.Error):
+    except (OSError, KeyError, LockfileError, xmlrpc.client.Error):
         return None
     return info
 
@@ -128,7 +109,7 @@ class ProbeClient:
         self.lockfile = Path(lockfile)
         self.name = name
         self.timeout = timeout
-        self._info = read_lockfile(self.lockfile)
+        self._info = read_lockfile_unchecked(self.lockfile)
         self.url = self._info["samp.hub.xmlrpc.url"]
         self.private_key = ""
         self.self_id = ""
@@ -160,12 +141,20 @@ class ProbeClient:
             self.private_key = ""
 
     def clients(self) -> dict[str, dict[str, Any]]:
-        """Return ``public id -> metadata`` of every other registered client (hub included)."""
+        """Return ``public id -> metadata`` of every other registered client (hub included).
+
+        A client that unregisters between the two hub calls (a federated hub's proxy, say)
+        is left out rather than failing the call.
+        """
         hub = self._hub()
-        return {
-            cid: hub.getMetadata(self.private_key, cid)
-            for cid in hub.getRegisteredClients(self.private_key)
-        }
+        found = {}
+        for cid in hub.getRegisteredClients(self.private_key):
+            try:
+                found[cid] = hub.getMetadata(self.private_key, cid)
+            except xmlrpc.client.Fault:
+                if cid in hub.getRegisteredClients(self.private_key):
+                    raise  # a fault about a client still there is a real one
+        return found
 
     def subscriptions(self, client_id: str) -> dict[str, Any]:
         """Return the subscriptions map of ``client_id``."""
@@ -431,21 +420,21 @@ def run_jsamp_tool(
         stderr=subprocess.PIPE,
         env={
             **peer_env(home=home, lockfile=lockfile, java_options=java_options),
-            OWNER_VAR: _owner_token(),
+            OWNER_VAR: owner_token(),
         },
         cwd=home,
         start_new_session=True,
     )
-    _LIVE_GROUPS[popen.pid] = f"jsamp {tool}"
+    track_group(popen.pid, f"jsamp {tool}")
     try:
         try:
             out, err = popen.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop_group(popen.pid, popen, grace=2.0)
+            stop_group(popen.pid, popen, grace=2.0)
             out, err = popen.communicate()
             raise subprocess.TimeoutExpired(argv, timeout, out, err) from None
         return ToolResult(
             popen.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
     finally:
-        _stop_group(popen.pid, popen, grace=2.0)
+        stop_group(popen.pid, popen, grace=2.0)

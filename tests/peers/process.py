@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import _POLL_INTERVAL, DEFAULT_GRACE, PeerError, PeerStartError
+from .base import DEFAULT_GRACE, POLL_INTERVAL, PeerError, PeerStartError
 
 # --------------------------------------------------------------------------------------------
 # Processes and process groups
@@ -55,7 +55,13 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _stop_group(pgid: int, popen: subprocess.Popen[Any] | None, grace: float) -> bool:
+def track_group(pgid: int, label: str) -> None:
+    """Count the process group `pgid` (named `label`) among those started here, so that
+    :func:`kill_survivors` stops it if it outlives its owner."""
+    _LIVE_GROUPS[pgid] = label
+
+
+def stop_group(pgid: int, popen: subprocess.Popen[Any] | None, grace: float) -> bool:
     """SIGTERM a process group, SIGKILL it after ``grace`` s; return True once it is empty."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         if not _group_members(pgid):
@@ -116,7 +122,7 @@ def kill_survivors(grace: float = 1.0) -> list[tuple[int, str]]:
     """
     survivors = surviving_processes()
     for pgid in list(_LIVE_GROUPS):
-        _stop_group(pgid, None, grace)
+        stop_group(pgid, None, grace)
     return survivors
 
 
@@ -174,7 +180,9 @@ def _start_time(pid: int) -> str | None:
     return stat.rpartition(")")[2].split()[19]  # field 22: start time since boot
 
 
-def _owner_token() -> str:
+def owner_token() -> str:
+    """This process's owner mark, ``pid:starttime``: the value of :data:`OWNER_VAR` for the
+    processes it starts."""
     return f"{os.getpid()}:{_start_time(os.getpid())}"
 
 
@@ -219,7 +227,7 @@ def reap_orphans(grace: float = 1.0) -> list[tuple[int, str]]:
             continue
         orphans.setdefault(int(fields[2]), []).append((int(entry.name), head.partition("(")[2]))
     for pgid in orphans:
-        _stop_group(pgid, None, grace)
+        stop_group(pgid, None, grace)
     return [member for members in orphans.values() for member in members]
 
 
@@ -275,7 +283,7 @@ class ManagedProcess:
         PeerError
             If some process of the group is still alive after SIGKILL.
         """
-        if not _stop_group(self.pid, self.popen, grace):
+        if not stop_group(self.pid, self.popen, grace):
             raise PeerError(f"{self.name}: process group {self.pid} survived SIGKILL")
 
 
@@ -315,12 +323,12 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**env, OWNER_VAR: _owner_token()},
+            env={**env, OWNER_VAR: owner_token()},
             cwd=log_dir,
             start_new_session=True,
             pass_fds=tuple(pass_fds),
         )
-    _LIVE_GROUPS[popen.pid] = name
+    track_group(popen.pid, name)
     return ManagedProcess(name=name, popen=popen, log_path=log_path)
 
 
@@ -330,7 +338,7 @@ def wait_until(
     timeout: float,
     what: str,
     process: ManagedProcess | None = None,
-    interval: float = _POLL_INTERVAL,
+    interval: float = POLL_INTERVAL,
 ) -> Any:
     """Poll ``predicate`` until it returns a truthy value, with a deadline.
 

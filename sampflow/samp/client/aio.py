@@ -34,28 +34,19 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import xmlrpc as codec
 from ..errors import SAMPClientError, SAMPHubError, SAMPProxyError
 from ..lockfile import lockfile_location, read_lockfile
 from ..types import error_response, make_response
 from ..wire import HttpClient, Request, Response, serve
 from ..wire.server import HttpServer
-from ..xmlrpc import (
-    MAX_BODY_BYTES,
-    Fault,
-    MalformedRequest,
-    dumps_fault,
-    dumps_request,
-    dumps_response,
-    loads_request,
-    loads_response,
-)
 
 __all__ = ["AsyncSAMPClient", "MessageHandler", "ResponseHandler", "samp_timeout"]
 
 log = logging.getLogger("sampflow.client")
 
 #: The answer to every accepted callback (section 4.2.4: the client methods return nothing).
-_EMPTY_RESPONSE = dumps_response("")
+_EMPTY_RESPONSE = codec.dumps_response("")
 
 #: ``handler(kind, sender_id, msg_id, message)``; `kind` is ``"notification"`` or ``"call"``
 #: (`msg_id` None for notifications). For a call, a returned dict is sent back as the
@@ -191,9 +182,9 @@ class AsyncSAMPClient:
             raise SAMPClientError("already connected")
         if hub_params is None:
             hub_params = read_lockfile(lockfile or lockfile_location())
-        await self._open(hub_params)
+        await self.open(hub_params)
         try:
-            result = await self._raw("samp.hub.register", hub_params["samp.secret"],
+            result = await self.request("samp.hub.register", hub_params["samp.secret"],
                                      timeout=timeout)
             self.private_key = result["samp.private-key"]
             self.public_id = result["samp.self-id"]
@@ -204,11 +195,27 @@ class AsyncSAMPClient:
             if self.metadata:
                 await self.hub("declareMetadata", self.metadata)
         except BaseException:
-            await self._close()
+            await self.close()
             raise
 
-    async def _open(self, hub_params: dict[str, str]) -> None:
-        """Open the HTTP session to the hub named by `hub_params` (no registration)."""
+    async def open(self, hub_params: dict[str, str]) -> None:
+        """Open the HTTP session to the hub named by `hub_params`, without registering.
+
+        After this, `request` may call the hub's methods that need no private key
+        (``samp.hub.ping``, ``samp.hub.register``); `connect` calls it itself. Calling it
+        again points the session at another hub. Undo it with `close`.
+
+        Parameters
+        ----------
+        hub_params : dict
+            Lockfile key-value pairs of the hub (SAMP 1.3 section 3.3); only
+            ``samp.hub.xmlrpc.url`` is used.
+
+        Raises
+        ------
+        SAMPHubError
+            If `hub_params` lacks ``samp.hub.xmlrpc.url``.
+        """
         self.hub_params = dict(hub_params)
         try:
             self._url = hub_params["samp.hub.xmlrpc.url"]
@@ -219,7 +226,7 @@ class AsyncSAMPClient:
 
     async def _serve_callbacks(self) -> None:
         self._server = await serve(self._handle_callback, self.addr, self.port,
-                                   max_body=MAX_BODY_BYTES, too_large=self._too_large,
+                                   max_body=codec.MAX_BODY_BYTES, too_large=self._too_large,
                                    backlog=128)
         self.callback_url = f"http://{self.addr}:{self._server.port}/xmlrpc"
 
@@ -230,9 +237,14 @@ class AsyncSAMPClient:
                 await self.hub("unregister", timeout=5)
             except (SAMPHubError, OSError, asyncio.TimeoutError):
                 pass  # the hub may be gone already
-        await self._close()
+        await self.close()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
+        """Close the callback endpoint and the HTTP session, and forget the registration,
+        without telling the hub (for a hub that has gone; `disconnect` unregisters first).
+
+        Safe to call twice, or before `open`. Handler tasks still running are cancelled.
+        """
         self.private_key = None
         for task in list(self._tasks):
             task.cancel()
@@ -244,22 +256,48 @@ class AsyncSAMPClient:
             self._http = None
 
     # -- hub calls -------------------------------------------------------------------------
-    async def _raw(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
+    async def request(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
+        """Send one XML-RPC request to the hub, `params` as given (no private key added).
+
+        Parameters
+        ----------
+        method : str
+            The full method name, for example ``samp.hub.ping`` (section 4.2.3).
+        *params
+            Its arguments, SAMP-encodable values.
+        timeout : float, optional
+            Seconds to wait for the hub's answer; None waits as long as it takes.
+
+        Returns
+        -------
+        object
+            The decoded XML-RPC result.
+
+        Raises
+        ------
+        SAMPProxyError
+            If the hub returns a fault (a `SAMPHubError` subclass).
+        SAMPHubError
+            If the hub cannot be reached, times out or answers with something other than an
+            XML-RPC response.
+        SAMPClientError
+            If `open` (or `connect`) has not been called.
+        """
         if self._http is None:
             raise SAMPClientError("not connected to a hub")
-        body = dumps_request(method, params)
+        body = codec.dumps_request(method, params)
         try:
             status, payload = await self._http.post(self._url, body, timeout=timeout)
             if status != 200:
-                raise MalformedRequest(f"HTTP status {status}")
-            return loads_response(payload)
-        except Fault as fault:
+                raise codec.MalformedRequest(f"HTTP status {status}")
+            return codec.loads_response(payload)
+        except codec.Fault as fault:
             raise SAMPProxyError(fault.faultCode, fault.faultString) from None
         except TimeoutError:
             raise SAMPHubError(f"{method}: the hub at {self._url} timed out") from None
         except OSError as exc:
             raise SAMPHubError(f"{method}: the hub at {self._url} did not answer: {exc}") from None
-        except MalformedRequest as exc:
+        except codec.MalformedRequest as exc:
             raise SAMPHubError(f"{method}: bad answer from the hub: {exc}") from None
 
     async def hub(self, method: str, *params: Any, timeout: float | None = 30.0) -> Any:
@@ -276,11 +314,11 @@ class AsyncSAMPClient:
         """
         if self.private_key is None:
             raise SAMPClientError("not connected to a hub")
-        return await self._raw(f"samp.hub.{method}", self.private_key, *params, timeout=timeout)
+        return await self.request(f"samp.hub.{method}", self.private_key, *params, timeout=timeout)
 
     async def ping(self) -> None:
         """``samp.hub.ping``: raises `SAMPHubError` if the hub does not answer."""
-        await self._raw("samp.hub.ping", timeout=10)
+        await self.request("samp.hub.ping", timeout=10)
 
     async def declare_metadata(self, metadata: dict[str, Any]) -> None:
         """``declareMetadata`` (section 3.5)."""
@@ -357,15 +395,15 @@ class AsyncSAMPClient:
         if request.method != "POST":
             return Response(b"POST XML-RPC callbacks here\n", 405, "text/plain")
         try:
-            method, params = loads_request(request.body)
+            method, params = codec.loads_request(request.body)
             self._accept(method, params)
-        except (MalformedRequest, SAMPClientError) as exc:
-            return Response(dumps_fault(str(exc)))
+        except (codec.MalformedRequest, SAMPClientError) as exc:
+            return Response(codec.dumps_fault(str(exc)))
         return Response(_EMPTY_RESPONSE)
 
     @staticmethod
     def _too_large(length: int | None) -> Response:
-        return Response(dumps_fault(f"callback body exceeds {MAX_BODY_BYTES} bytes"))
+        return Response(codec.dumps_fault(f"callback body exceeds {codec.MAX_BODY_BYTES} bytes"))
 
     def _accept(self, method: str, params: tuple[Any, ...]) -> None:
         arity = {"samp.client.receiveNotification": 3, "samp.client.receiveCall": 4,

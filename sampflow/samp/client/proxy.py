@@ -4,8 +4,8 @@ with astropy's interface. It runs on sampflow's shared background event loop.
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
 import warnings
 from types import FrameType
 from typing import Any, TypeVar
@@ -51,7 +51,8 @@ _CLIENT_DIR = os.path.dirname(os.path.abspath(__file__))
 def _caller_level() -> int:
     """The `warnings.warn` stacklevel of the first frame outside this package (the code
     that called ``notify_all``, ``enotify_all``, ...)."""
-    frame: FrameType | None = sys._getframe(2)  # warn_if_nobody's caller: stacklevel 2
+    here = inspect.currentframe()  # this function; its caller is warn_if_nobody
+    frame: FrameType | None = here.f_back.f_back if here and here.f_back else None
     level = 2
     while frame is not None and os.path.dirname(
             os.path.abspath(frame.f_code.co_filename)) == _CLIENT_DIR:
@@ -127,13 +128,13 @@ class SAMPHubProxy:
         aio.hub_params = params
 
         async def open_and_ping() -> None:
-            await aio._open(params)
+            await aio.open(params)
             await aio.ping()
 
         try:
             _loop.run(open_and_ping())
         except BaseException:
-            _loop.run(aio._close())
+            _loop.run(aio.close())
             raise
         self._aio = aio
         self.lockfile = params
@@ -141,13 +142,13 @@ class SAMPHubProxy:
     def disconnect(self) -> None:
         """Close the connection to the hub."""
         if self._aio is not None:
-            _loop.run(self._aio._close())
+            _loop.run(self._aio.close())
             self._aio = None
 
     def _call(self, method: str, *params: Any, timeout: float | None = 60.0) -> Any:
         if self._aio is None:
             raise SAMPHubError("SAMPHubProxy is not connected")
-        return _loop.run(self._aio._raw(f"samp.hub.{method}", *params, timeout=timeout))
+        return _loop.run(self._aio.request(f"samp.hub.{method}", *params, timeout=timeout))
 
     def ping(self) -> Any:
         """``samp.hub.ping``."""

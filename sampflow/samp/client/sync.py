@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from typing import Any, Callable
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
 
 from .. import _loop
 from ..constants import SAMP_STATUS_ERROR
@@ -44,6 +45,11 @@ from .proxy import SAMPHubProxy, mtype_subtypes, warn_if_nobody
 __all__ = ["SAMPClient", "SAMPHubProxy", "SAMPIntegratedClient", "handler_takes_msg_id"]
 
 log = logging.getLogger("sampflow.client")
+
+T = TypeVar("T")
+
+#: An operation for `SAMPClient.run_blocking`: given the `AsyncSAMPClient`, a coroutine.
+AsyncOperation = Callable[[AsyncSAMPClient], Coroutine[Any, Any, T]]
 
 
 class SAMPClient:
@@ -145,6 +151,34 @@ class SAMPClient:
         if self._aio.public_id is None or not self.is_registered:
             raise SAMPClientError("not registered")
         return self._aio.public_id
+
+    def run_blocking(self, operation: AsyncOperation[T]) -> T:
+        """Run ``operation(client)`` on sampflow's background event loop, where ``client``
+        is the `AsyncSAMPClient` behind this facade, and wait for the coroutine's result.
+
+        The one way from the blocking API to the asyncio one: every hub operation of
+        `SAMPIntegratedClient` goes through it, and so may code that wants several hub calls
+        in flight at once (``asyncio.gather`` inside `operation`).
+
+        Parameters
+        ----------
+        operation : callable
+            Takes the `AsyncSAMPClient` and returns a coroutine, for example
+            ``lambda client: client.get_metadata(client_id)``.
+
+        Returns
+        -------
+        object
+            What the coroutine returns.
+
+        Raises
+        ------
+        SAMPClientError
+            If called from the event loop's own thread (it would deadlock).
+        Exception
+            Whatever the coroutine raises (`SAMPProxyError`, `SAMPHubError`, ...).
+        """
+        return _loop.run(operation(self._aio))
 
     # -- declarations ----------------------------------------------------------------------
     def declare_metadata(self, metadata: dict[str, Any] | None = None) -> None:
@@ -306,16 +340,9 @@ class SAMPIntegratedClient:
 
     Parameters
     ----------
-    name, description : str, optional
-        ``samp.name`` and ``samp.description.text``.
-    metadata : dict, optional
-        Further metadata.
-    addr : str, optional
-        Callback endpoint address; loopback by default.
-    port : int
-        Callback endpoint port; 0 picks a free one.
-    callable : bool
-        Whether to receive messages.
+    name, description, metadata, addr, port, callable
+        As for `SAMPClient`, which `connect` creates with them (its `hub` is this object's
+        `SAMPHubProxy`).
 
     Examples
     --------
@@ -382,8 +409,16 @@ class SAMPIntegratedClient:
             raise SAMPClientError("not connected")
         return self.client
 
-    def _run(self, coro: Any) -> Any:
-        return _loop.run(coro)
+    def run_blocking(self, operation: AsyncOperation[T]) -> T:
+        """`SAMPClient.run_blocking` on the registered client: run ``operation(client)`` on
+        the background event loop with its `AsyncSAMPClient` and wait for the result.
+
+        Raises
+        ------
+        SAMPClientError
+            If not connected.
+        """
+        return self._c().run_blocking(operation)
 
     # -- the hub API, with the private key filled in ------------------------------------------
     def ping(self) -> Any:
@@ -396,19 +431,19 @@ class SAMPIntegratedClient:
 
     def get_metadata(self, client_id: str) -> dict[str, Any]:
         """Metadata of `client_id`."""
-        return self._run(self._c()._aio.get_metadata(client_id))
+        return self.run_blocking(lambda aio: aio.get_metadata(client_id))
 
     def get_subscriptions(self, client_id: str) -> dict[str, Any]:
         """Subscriptions of `client_id`."""
-        return self._run(self._c()._aio.get_subscriptions(client_id))
+        return self.run_blocking(lambda aio: aio.get_subscriptions(client_id))
 
     def get_registered_clients(self) -> list[str]:
         """Public ids of the other registered clients (the hub included)."""
-        return self._run(self._c()._aio.get_registered_clients())
+        return self.run_blocking(lambda aio: aio.get_registered_clients())
 
     def get_subscribed_clients(self, mtype: str) -> dict[str, Any]:
         """Public id -> annotation of the clients subscribed to `mtype`."""
-        return self._run(self._c()._aio.get_subscribed_clients(mtype))
+        return self.run_blocking(lambda aio: aio.get_subscribed_clients(mtype))
 
     @staticmethod
     def _message(mtype: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -427,7 +462,7 @@ class SAMPIntegratedClient:
         SAMPProxyError
             If the hub refuses (for example, `recipient_id` is not subscribed).
         """
-        return self._run(self._c()._aio.notify(recipient_id, message))
+        return self.run_blocking(lambda aio: aio.notify(recipient_id, message))
 
     def enotify(self, recipient_id: str, mtype: str, **params: Any) -> Any:
         """`notify` with the message built from `mtype` and `params`; returns the hub's
@@ -442,7 +477,7 @@ class SAMPIntegratedClient:
         SAMPWarning
             When no client received it (as astropy does).
         """
-        return warn_if_nobody(self._run(self._c()._aio.notify_all(message)))
+        return warn_if_nobody(self.run_blocking(lambda aio: aio.notify_all(message)))
 
     def enotify_all(self, mtype: str, **params: Any) -> list[str]:
         """`notify_all` with the message built from `mtype` and `params`."""
@@ -451,7 +486,7 @@ class SAMPIntegratedClient:
     def call(self, recipient_id: str, msg_tag: str, message: dict[str, Any]) -> str:
         """Call `recipient_id`; the response goes to the handler bound to `msg_tag`.
         Returns the msg-id."""
-        return self._run(self._c()._aio.call(recipient_id, msg_tag, message))
+        return self.run_blocking(lambda aio: aio.call(recipient_id, msg_tag, message))
 
     def ecall(self, recipient_id: str, msg_tag: str, mtype: str, **params: Any) -> str:
         """`call` with the message built from `mtype` and `params`."""
@@ -465,7 +500,7 @@ class SAMPIntegratedClient:
         SAMPWarning
             When no client received it.
         """
-        return warn_if_nobody(self._run(self._c()._aio.call_all(msg_tag, message)))
+        return warn_if_nobody(self.run_blocking(lambda aio: aio.call_all(msg_tag, message)))
 
     def ecall_all(self, msg_tag: str, mtype: str, **params: Any) -> dict[str, str]:
         """`call_all` with the message built from `mtype` and `params`."""
@@ -486,7 +521,7 @@ class SAMPIntegratedClient:
         SAMPClientError
             If `timeout` is not a number.
         """
-        return self._run(self._c()._aio.call_and_wait(recipient_id, message, timeout))
+        return self.run_blocking(lambda aio: aio.call_and_wait(recipient_id, message, timeout))
 
     def ecall_and_wait(self, recipient_id: str, mtype: str, timeout: str | int | float,
                        **params: Any) -> dict[str, Any]:
@@ -495,7 +530,7 @@ class SAMPIntegratedClient:
 
     def reply(self, msg_id: str, response: dict[str, Any]) -> None:
         """Answer call `msg_id` with `response` (section 3.9)."""
-        self._run(self._c()._aio.reply(msg_id, response))
+        self.run_blocking(lambda aio: aio.reply(msg_id, response))
 
     def ereply(self, msg_id: str, status: str, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:

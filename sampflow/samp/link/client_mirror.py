@@ -25,8 +25,8 @@ from ..errors import SAMPError
 from ..hub.core import Delivery
 from ..hub.registry import ClientRecord, Profile
 from ..types import error_response
-from .mirror import DeliveryHandler
-from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_name
+from .mirror import DeliveryHandler, client_entries
+from .naming import HUB_KEY, ID_KEY, proxy_metadata
 from .policy import SharePolicy
 
 __all__ = ["ClientMirror"]
@@ -168,14 +168,7 @@ class ClientMirror:
         lock = self._locks.setdefault(hub, asyncio.Lock())
         async with lock:
             seen: set[str] = set()
-            for entry in clients:
-                if not isinstance(entry, dict):
-                    continue
-                remote_id, metadata, subs = (entry.get("id"), entry.get("metadata"),
-                                             entry.get("subscriptions"))
-                if not isinstance(remote_id, str) or not isinstance(metadata, dict) \
-                        or not isinstance(subs, dict):
-                    continue
+            for remote_id, metadata, subs in client_entries(clients):
                 seen.add(remote_id)
                 try:
                     await self._upsert(hub, remote_id, metadata, subs)
@@ -187,12 +180,7 @@ class ClientMirror:
 
     async def _upsert(self, hub: str, remote_id: str, metadata: dict[str, Any],
                       subscriptions: dict[str, Any]) -> None:
-        meta = dict(metadata)
-        name = metadata.get("samp.name")
-        meta["samp.name"] = proxy_name(name if isinstance(name, str) else remote_id, hub)
-        meta[PROXY_SOURCE_KEY] = f"sampflow-link:{hub}"
-        meta[HUB_KEY] = hub
-        meta[ID_KEY] = remote_id
+        meta = proxy_metadata(metadata, remote_id, hub)
         subs = self.policy.subscriptions(subscriptions)
         found = self._proxies.get((hub, remote_id))
         if found is None:

@@ -16,17 +16,24 @@ clients changed and the federation must be told.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import LocalProtocolError
 from ..hub.core import Delivery
 from ..hub.registry import ClientRecord, Profile
 from ..hub.service import HubService
-from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_name
+from .naming import HUB_KEY, ID_KEY, PROXY_SOURCE_KEY, proxy_metadata, proxy_name
 from .policy import SharePolicy
 
-__all__ = ["HUB_KEY", "ID_KEY", "PROXY_SOURCE_KEY", "HubMirror", "proxy_name"]
+__all__ = [
+    "HUB_KEY",
+    "ID_KEY",
+    "PROXY_SOURCE_KEY",
+    "HubMirror",
+    "client_entries",
+    "proxy_name",
+]
 
 log = logging.getLogger("sampflow.link")
 
@@ -37,6 +44,28 @@ _EVENTS = ("samp.hub.event.register", "samp.hub.event.unregister",
 
 #: ``on_delivery(delivery, hub, remote_id)``: a delivery for the proxy of `remote_id` on `hub`.
 DeliveryHandler = Callable[[Delivery, str, str], None]
+
+
+def client_entries(clients: list[Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """The well-formed entries of a client list from another hub (as its
+    `HubMirror.local_clients` gave it), as ``(public id, metadata, subscriptions)``.
+
+    An entry that is not a map with a string ``id`` and map ``metadata`` and
+    ``subscriptions`` is skipped: the list came over the network.
+
+    Examples
+    --------
+    >>> list(client_entries([{"id": "c1", "metadata": {}, "subscriptions": {}},
+    ...                      {"id": 7}, "junk"]))
+    [('c1', {}, {})]
+    """
+    for entry in clients:
+        if not isinstance(entry, dict):
+            continue
+        remote_id, metadata, subs = (entry.get("id"), entry.get("metadata"),
+                                     entry.get("subscriptions"))
+        if isinstance(remote_id, str) and isinstance(metadata, dict) and isinstance(subs, dict):
+            yield remote_id, metadata, subs
 
 
 class HubMirror:
@@ -138,14 +167,7 @@ class HubMirror:
         they changed, so an unchanged list produces no hub events.
         """
         seen: set[str] = set()
-        for entry in clients:
-            if not isinstance(entry, dict):
-                continue
-            remote_id, metadata, subs = (entry.get("id"), entry.get("metadata"),
-                                         entry.get("subscriptions"))
-            if not isinstance(remote_id, str) or not isinstance(metadata, dict) \
-                    or not isinstance(subs, dict):
-                continue
+        for remote_id, metadata, subs in client_entries(clients):
             seen.add(remote_id)
             self._upsert(hub, remote_id, metadata, subs)
         for (h, remote_id) in list(self._proxies):
@@ -154,12 +176,7 @@ class HubMirror:
 
     def _upsert(self, hub: str, remote_id: str, metadata: dict[str, Any],
                 subscriptions: dict[str, Any]) -> None:
-        meta = dict(metadata)
-        name = metadata.get("samp.name")
-        meta["samp.name"] = proxy_name(name if isinstance(name, str) else remote_id, hub)
-        meta[PROXY_SOURCE_KEY] = f"sampflow-link:{hub}"
-        meta[HUB_KEY] = hub
-        meta[ID_KEY] = remote_id
+        meta = proxy_metadata(metadata, remote_id, hub)
         subs = self.policy.subscriptions(subscriptions)
         record = self._proxies.get((hub, remote_id))
         try:

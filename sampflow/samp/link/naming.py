@@ -8,7 +8,17 @@ module imports nothing optional, so the rules engine can use it without NATS ins
 
 from __future__ import annotations
 
-__all__ = ["HUB_KEY", "ID_KEY", "PROXY_SOURCE_KEY", "address_glob", "proxy_name"]
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "HUB_KEY",
+    "ID_KEY",
+    "PROXY_SOURCE_KEY",
+    "address_glob",
+    "proxy_metadata",
+    "proxy_name",
+]
 
 #: The JSAMP bridge's metadata key naming where a proxy client's original lives.
 PROXY_SOURCE_KEY = "bridge.proxy.source"
@@ -24,6 +34,41 @@ def proxy_name(name: str, hub: str) -> str:
     'SAOImageDS9 (proxy@desk3)'
     """
     return f"{name} (proxy@{hub})"
+
+
+def proxy_metadata(metadata: Mapping[str, Any], remote_id: str, hub: str) -> dict[str, Any]:
+    """The metadata the proxy of client `remote_id` of `hub` declares: the original's
+    `metadata`, renamed by `proxy_name` (after its public id when it has no ``samp.name``),
+    with `PROXY_SOURCE_KEY`, `HUB_KEY` and `ID_KEY` added.
+
+    Parameters
+    ----------
+    metadata : dict
+        The original's metadata map (SAMP 1.3 section 3.5).
+    remote_id : str
+        The original's public id on `hub`.
+    hub : str
+        The name of the hub the original is registered with.
+
+    Returns
+    -------
+    dict
+        A new map; `metadata` is not changed.
+
+    Examples
+    --------
+    >>> proxy_metadata({"samp.name": "topcat"}, "c3", "desk3")["samp.name"]
+    'topcat (proxy@desk3)'
+    >>> proxy_metadata({}, "c3", "desk3")[ID_KEY]
+    'c3'
+    """
+    meta = dict(metadata)
+    name = metadata.get("samp.name")
+    meta["samp.name"] = proxy_name(name if isinstance(name, str) else remote_id, hub)
+    meta[PROXY_SOURCE_KEY] = f"sampflow-link:{hub}"
+    meta[HUB_KEY] = hub
+    meta[ID_KEY] = remote_id
+    return meta
 
 
 def address_glob(address: str) -> str | None:

@@ -76,18 +76,19 @@ class Request:
 
 @dataclass(slots=True)
 class Response:
-    """What a handler answers.
+    """What a handler answers: by default an empty ``200`` XML body on a connection kept
+    alive.
 
     Attributes
     ----------
     body : bytes
-        The response body.
+        The response body (its length is sent as ``Content-Length``).
     status : int
         HTTP status code.
     content_type : str
-        The ``Content-Type`` value.
+        The ``Content-Type`` value (XML-RPC's ``text/xml`` by default).
     close : bool
-        Close the connection after this response.
+        Whether to close the connection once this response is sent (``Connection: close``).
     """
 
     body: bytes = b""

@@ -89,29 +89,13 @@ async def wait_named(client: AsyncSAMPClient, name: str, timeout: float = 60.0) 
             await asyncio.sleep(0.2)
 
 
-def message(mtype: str, **params: str) -> dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
-
-
-async def call_until_ok(client: AsyncSAMPClient, recipient: str, msg: dict[str, Any],
-                        tries: int = 60) -> dict[str, Any]:
-    """Repeat a query while the application settles after a load (bounded)."""
-    response: dict[str, Any] = {}
-    for _ in range(tries):
-        response = await client.call_and_wait(recipient, msg, 60)
-        if response["samp.status"] == "samp.ok":
-            return response
-        await asyncio.sleep(0.5)
-    return response
-
-
 async def ds9_get(client: AsyncSAMPClient, ds9_id: str, cmd: str,
                   done: Callable[[str], bool], tries: int = 60) -> str:
     """``ds9.get`` of `cmd` until `done(answer)` (bounded); the answer comes as ``value``, or
     as a ``url`` of a file when long."""
     text = ""
     for _ in range(tries):
-        response = await client.call_and_wait(ds9_id, message("ds9.get", cmd=cmd), 60)
+        response = await client.call_and_wait(ds9_id, samphub.msg("ds9.get", cmd=cmd), 60)
         result = response.get("samp.result") or {}
         if "value" in result:
             text = str(result["value"]).strip()
@@ -143,9 +127,10 @@ async def test_script_on_c_loads_a_votable_into_topcat_on_a(
                                      timeout=120, env=samphub.hub_env(tmp_path), check=False)
     assert script.returncode == 0, (script.stdout, script.stderr, lab.logs())
     assert "samp.ok" in script.stdout, script.stdout
-    stil = await call_until_ok(on_a, topcat.public_id,
-                               message("table.get.stil", **{"table-id": "lab-t1",
-                                                            "format": "csv"}))
+    stil = await samphub.call_until_ok(
+        on_a, topcat.public_id,
+        samphub.msg("table.get.stil", **{"table-id": "lab-t1", "format": "csv"}),
+        retry_hub_failures=True)
     assert stil["samp.status"] == "samp.ok", (stil, topcat.process.log_tail())
     url = stil["samp.result"]["url"]
     text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=30).read())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -82,54 +83,49 @@ async def test_client_new_connection_when_server_says_close(start_server: StartS
     assert len({r.peer for r in seen}) == 4
 
 
-async def test_client_survives_server_closing_after_each_answer(raw_server: StartRaw,
-                                                                client: HttpClient) -> None:
-    """SAO DS9's way: HTTP/1.1, ``Content-Length``, no ``Connection: close``, then close."""
-    async def ds9(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
-        _, body = await read_request(reader)
-        writer.write(ok(b"re:" + body))
-        await writer.drain()
-
-    raw = await raw_server(ds9)
-    for i in range(20):
-        assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
-    assert raw.connections >= 20
-
-
 def lf_ok(body: bytes) -> bytes:
     """SAO DS9's answer, byte for byte in form: bare-LF line ends (its ``xmlrpc.tcl``)."""
     return (b"HTTP/1.1 200 OK\nContent-Type: text/xml\nContent-length: %d\n\n%b"
             % (len(body), body))
 
 
+def answering(answer: Callable[[bytes], bytes], *, keep_alive: bool) -> Any:
+    """A raw server session answering each request with `answer` of ``re:`` + its body;
+    after one answer it returns (the server closes) unless `keep_alive`."""
+    async def session(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
+        while True:
+            _, body = await read_request(reader)
+            writer.write(answer(b"re:" + body))
+            await writer.drain()
+            if not keep_alive:
+                return
+
+    return session
+
+
+async def assert_echoed(client: HttpClient, url: str, n: int) -> None:
+    """POST bodies ``0`` to ``n - 1`` in turn; each must come back as ``re:`` + itself."""
+    for i in range(n):
+        assert await client.post(url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
+
+
+@pytest.mark.parametrize("answer", [ok, lf_ok], ids=["crlf", "bare-lf"])
+async def test_client_survives_server_closing_after_each_answer(
+        raw_server: StartRaw, client: HttpClient, answer: Any) -> None:
+    """SAO DS9's way: HTTP/1.1, ``Content-Length``, no ``Connection: close``, then close;
+    DS9's own server also answers in bare LF."""
+    raw = await raw_server(answering(answer, keep_alive=False))
+    await assert_echoed(client, raw.url, 20)
+    assert raw.connections == client.connections_opened >= 20
+
+
 async def test_client_reads_bare_lf_answers_over_one_kept_alive_connection(
         raw_server: StartRaw, client: HttpClient) -> None:
     """Issue 9 item 1: bare-LF answers parse, and the connection is kept and reused."""
-    async def lf_server(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
-        while True:
-            _, body = await read_request(reader)
-            writer.write(lf_ok(b"re:" + body))
-            await writer.drain()
-
-    raw = await raw_server(lf_server)
-    for i in range(50):
-        assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
+    raw = await raw_server(answering(lf_ok, keep_alive=True))
+    await assert_echoed(client, raw.url, 50)
     assert raw.connections == 1
     assert client.connections_opened == 1
-
-
-async def test_client_reads_bare_lf_answers_of_a_server_closing_after_each(
-        raw_server: StartRaw, client: HttpClient) -> None:
-    """DS9's server answers in bare LF and then closes, without ``Connection: close``."""
-    async def ds9(raw: RawServer, n: int, reader: Reader, writer: Writer) -> None:
-        _, body = await read_request(reader)
-        writer.write(lf_ok(b"re:" + body))
-        await writer.drain()
-
-    raw = await raw_server(ds9)
-    for i in range(20):
-        assert await client.post(raw.url, b"%d" % i, timeout=WAIT) == (200, b"re:%d" % i)
-    assert raw.connections == client.connections_opened >= 20
 
 
 async def test_client_fresh_connection_closed_unanswered_raises(raw_server: StartRaw,

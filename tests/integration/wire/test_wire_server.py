@@ -20,6 +20,7 @@ from wirekit import (
     Connect,
     Recorder,
     StartServer,
+    TooLarge,
     assert_closed,
     echo,
     read_response,
@@ -172,13 +173,8 @@ async def test_expect_100_continue(start_server: StartServer, connect: Connect) 
 
 async def test_content_length_over_max_body_gets_too_large(start_server: StartServer,
                                                            connect: Connect) -> None:
-    lengths: list[int | None] = []
+    too_large = TooLarge()
     seen: list[Request] = []
-
-    def too_large(length: int | None) -> Response:
-        lengths.append(length)
-        return Response(b"too big, sorry", 413, "text/plain")
-
     server = await start_server(Recorder(seen), max_body=100, too_large=too_large)
     reader, writer = await connect(server.port)
     # the head announces 1000 bytes; send a little of the body only: the answer must not wait
@@ -187,7 +183,7 @@ async def test_content_length_over_max_body_gets_too_large(start_server: StartSe
     assert (answer.status, answer.body) == (413, b"too big, sorry")
     assert answer.headers["connection"].lower() == "close"
     await assert_closed(reader)
-    assert lengths == [1000]
+    assert too_large.lengths == [1000]
     assert seen == []
 
 
@@ -211,13 +207,8 @@ async def test_too_large_answer_reaches_a_client_still_sending_its_body(
 
 async def test_chunked_body_growing_over_max_body_gets_too_large(
         start_server: StartServer, connect: Connect) -> None:
-    lengths: list[int | None] = []
+    too_large = TooLarge()
     seen: list[Request] = []
-
-    def too_large(length: int | None) -> Response:
-        lengths.append(length)
-        return Response(b"too big, sorry", 413, "text/plain")
-
     server = await start_server(Recorder(seen), max_body=100, too_large=too_large)
     reader, writer = await connect(server.port)
     chunk = b"%x\r\n%b\r\n" % (60, b"y" * 60)
@@ -227,7 +218,7 @@ async def test_chunked_body_growing_over_max_body_gets_too_large(
     assert (answer.status, answer.body) == (413, b"too big, sorry")
     assert answer.headers["connection"].lower() == "close"
     await assert_closed(reader)
-    assert lengths == [None]
+    assert too_large.lengths == [None]
     assert seen == []
 
 

@@ -97,6 +97,18 @@ class Recorder:
         return echo(request)
 
 
+@dataclass
+class TooLarge:
+    """A ``too_large`` handler that keeps the announced length of each body it refused
+    (None for a chunked one) in `lengths` and answers ``413 too big, sorry``."""
+
+    lengths: list[int | None] = field(default_factory=list)
+
+    def __call__(self, length: int | None) -> Response:
+        self.lengths.append(length)
+        return Response(b"too big, sorry", 413, "text/plain")
+
+
 # -- types of the fixtures (conftest.py) ----------------------------------------------------
 
 StartServer = Callable[..., Awaitable[Any]]

@@ -11,12 +11,14 @@ import pytest
 
 from sampflow.samp.errors import SAMPHubError
 from sampflow.samp.lockfile import (
+    LockfileError,
     LockfileExists,
     create_lockfile,
     format_lockfile,
     lockfile_location,
     parse_lockfile,
     read_lockfile,
+    read_lockfile_unchecked,
     remove_lockfile_if_ours,
 )
 
@@ -113,3 +115,34 @@ def test_location_from_samp_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         lockfile_location({"SAMP_HUB": "web-appname:foo"})
     monkeypatch.setenv("SAMP_HUB", url)
     assert lockfile_location() == str(target)
+
+
+def test_unchecked_reader_takes_what_a_starting_hub_has_written(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    assert read_lockfile_unchecked(path) == {}  # nothing yet
+    path.write_text("# being written\nsamp.secret=s1\n")
+    path.chmod(0o666)  # the trust checks are not this reader's
+    assert read_lockfile_unchecked(path) == {"samp.secret": "s1"}
+    with pytest.raises(SAMPHubError):
+        read_lockfile(path)  # lacks samp.hub.xmlrpc.url (and is writable by everyone)
+
+
+def test_unchecked_reader_still_opens_only_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(LockfileError, match="folder"):
+        read_lockfile_unchecked(tmp_path / "folder")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(LockfileError, match="not a regular file"):
+        read_lockfile_unchecked(fifo)  # never opened, so never blocks
+
+
+def test_create_with_replace_swaps_the_lockfile_whole_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    create_lockfile(path, PARAMS)
+    with pytest.raises(LockfileExists):
+        create_lockfile(path, {**PARAMS, "samp.secret": "other"})
+    create_lockfile(path, {**PARAMS, "samp.secret": "other"}, replace=True)
+    assert read_lockfile(path)["samp.secret"] == "other"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lock"]  # no temporary file left
