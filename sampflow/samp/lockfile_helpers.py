@@ -15,7 +15,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from . import _loop
+from . import background
 from .errors import SAMPHubError
 from .lockfile import (
     LockfileExists,
@@ -89,7 +89,7 @@ def hub_answers(url: str, timeout: float = 3.0) -> bool:
     """
     from .hub.server import probe_hub
 
-    return _loop.run(probe_hub(url, timeout))
+    return background.run(probe_hub(url, timeout))
 
 
 def check_running_hub(lockfilename: str | os.PathLike[str]) -> tuple[bool, dict[str, str]]:

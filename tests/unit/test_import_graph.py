@@ -139,8 +139,8 @@ def test_no_import_cycle() -> None:
 
 
 def test_no_module_imports_another_modules_private_names() -> None:
-    """``from x import _y`` only for a private *module* ``x._y`` of the importer's own
-    package; never a private name defined in another module."""
+    """No ``from x import _y`` and no import of a private module ``x._y`` outside the
+    package that owns it."""
     known = modules()
     bad = []
     for name, path in known.items():

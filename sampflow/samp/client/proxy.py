@@ -10,7 +10,7 @@ import warnings
 from types import FrameType
 from typing import Any, TypeVar
 
-from .. import _loop
+from .. import background
 from ..errors import SAMPClientError, SAMPHubError, SAMPWarning
 from ..lockfile import lockfile_location, read_lockfile
 from ..types import mtype_subtypes
@@ -132,9 +132,9 @@ class SAMPHubProxy:
             await aio.ping()
 
         try:
-            _loop.run(open_and_ping())
+            background.run(open_and_ping())
         except BaseException:
-            _loop.run(aio.close())
+            background.run(aio.close())
             raise
         self._aio = aio
         self.lockfile = params
@@ -142,13 +142,13 @@ class SAMPHubProxy:
     def disconnect(self) -> None:
         """Close the connection to the hub."""
         if self._aio is not None:
-            _loop.run(self._aio.close())
+            background.run(self._aio.close())
             self._aio = None
 
     def _call(self, method: str, *params: Any, timeout: float | None = 60.0) -> Any:
         if self._aio is None:
             raise SAMPHubError("SAMPHubProxy is not connected")
-        return _loop.run(self._aio.request(f"samp.hub.{method}", *params, timeout=timeout))
+        return background.run(self._aio.request(f"samp.hub.{method}", *params, timeout=timeout))
 
     def ping(self) -> Any:
         """``samp.hub.ping``."""

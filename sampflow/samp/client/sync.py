@@ -3,7 +3,7 @@
 
 `SAMPHubProxy` lives in `sampflow.samp.client.proxy`. Code written for `astropy.samp` or `pyvo.samp` runs on these by changing its import. They are
 a thin facade over `AsyncSAMPClient` running on sampflow's shared background event loop
-(`sampflow.samp._loop`). Bound callbacks run on a pool of worker threads, never on the loop
+(`sampflow.samp.background`). Bound callbacks run on a pool of worker threads, never on the loop
 thread, so they may call the blocking API themselves (reply from inside a call handler,
 ``call_and_wait`` another client) without deadlock.
 
@@ -34,7 +34,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Callable, TypeVar
 
-from .. import _loop
+from .. import background
 from ..constants import SAMP_STATUS_ERROR
 from ..errors import SAMPClientError, SAMPHubError
 from ..types import error_response, make_response
@@ -132,13 +132,13 @@ class SAMPClient:
         """
         if not self.hub.is_connected:
             raise SAMPClientError("the hub proxy is not connected")
-        _loop.run(self._aio.connect(hub_params=self.hub.lockfile))
+        background.run(self._aio.connect(hub_params=self.hub.lockfile))
         if self._aio.callable:
             self.declare_subscriptions()
 
     def unregister(self) -> None:
         """Unregister from the hub and stop the callback endpoint."""
-        _loop.run(self._aio.disconnect())
+        background.run(self._aio.disconnect())
 
     def get_private_key(self) -> str:
         """The private key (raises `SAMPClientError` when not registered)."""
@@ -178,12 +178,12 @@ class SAMPClient:
         Exception
             Whatever the coroutine raises (`SAMPProxyError`, `SAMPHubError`, ...).
         """
-        return _loop.run(operation(self._aio))
+        return background.run(operation(self._aio))
 
     # -- declarations ----------------------------------------------------------------------
     def declare_metadata(self, metadata: dict[str, Any] | None = None) -> None:
         """Declare `metadata`, or the metadata given at construction when None."""
-        _loop.run(self._aio.declare_metadata(metadata if metadata is not None
+        background.run(self._aio.declare_metadata(metadata if metadata is not None
                                              else self._aio.metadata))
 
     def declare_subscriptions(self, subscriptions: dict[str, Any] | None = None) -> None:
@@ -195,7 +195,7 @@ class SAMPClient:
                     subscriptions[mtype] = dict(binding.metadata or {})
         if not self._aio.callable:
             raise SAMPClientError("a non-callable client cannot subscribe")
-        _loop.run(self._aio.declare_subscriptions(subscriptions))
+        background.run(self._aio.declare_subscriptions(subscriptions))
 
     # -- bindings --------------------------------------------------------------------------
     def bind_receive_notification(self, mtype: str, function: Callable[..., Any],
@@ -304,7 +304,7 @@ class SAMPClient:
 
     def _reply(self, msg_id: str, response: dict[str, Any]) -> None:
         try:
-            _loop.run(self._aio.reply(msg_id, response))
+            background.run(self._aio.reply(msg_id, response))
         except SAMPHubError as exc:
             log.warning("reply to %s failed: %s", msg_id, exc)
 

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._loop import background_loop, run
+from ..background import background_loop, run
 from ..errors import SAMPHubError, SAMPWarning
 from ..types import mtype_subtypes
 from .server import AsyncHub
