@@ -38,7 +38,7 @@ from .actions import ActionContext, Outbox, TableRegistry, run_action
 from .clients import HUB_EVENT_MTYPES, ClientDirectory
 from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
-from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
+from .events import Event, FileEvent, HubEvent, SampMessage
 from .expr import FileInfo, build_namespace
 from .filefacts import FileFacts, facts_for
 from .guard import EchoGuard
@@ -54,10 +54,10 @@ from .model import (
     Rule,
     RuleSet,
     SelectRows,
-    TimerTrigger,
     Trigger,
 )
 from .runner import Outcome, RuleRunner
+from .services import RuleServices
 from .trace import FiringRecord, TraceWriter
 from .triggers import EventBus, attach
 
@@ -93,6 +93,9 @@ def _summary(event: Event) -> dict[str, Any]:
 
 class Engine:
     """Runs a :class:`~sampflow.rules.model.RuleSet`.
+
+    The engine is the :class:`~sampflow.rules.services.RuleServices` its actions get
+    (``ready``, ``tables``, ``allow_exec``); they reach nothing else of it.
 
     Parameters
     ----------
@@ -143,7 +146,7 @@ class Engine:
         self.directory = ClientDirectory()
         self._intake: dict[str, asyncio.Lock] = {}
         self.guard = EchoGuard(echo_window)
-        self.tables = TableRegistry()
+        self.tables: TableRegistry = TableRegistry()
         self.bus = EventBus()
         self.outbox = Outbox(None, self.directory, self.guard, dry_run=dry_run)
         self.on_firing = on_firing
@@ -280,7 +283,7 @@ class Engine:
                 await asyncio.wait(set(self._looking))
             await asyncio.gather(*(r.wait_idle() for r in self._runners.values()))
             await asyncio.sleep(0)
-            if not self._looking and all(r._idle.is_set() for r in self._runners.values()):
+            if not self._looking and all(r.idle for r in self._runners.values()):
                 return
 
     # -- incoming SAMP -----------------------------------------------------------------------
@@ -338,27 +341,15 @@ class Engine:
         return ok()
 
     # -- dispatch ----------------------------------------------------------------------------
-    def dispatch(self, event: Event) -> list[asyncio.Future[Outcome]]:
-        """Hand an event to the rules whose triggers match; returns the firings' futures.
+    def dispatch(self, event: SampMessage | HubEvent) -> list[asyncio.Future[Outcome]]:
+        """Hand a SAMP message or hub event to the rules whose triggers match, through the
+        bus's index; returns the firings' futures.
 
-        File and timer events normally come from the trigger platforms; tests may feed any
-        event here. SAMP messages go through the index, so should come via
-        :meth:`handle_message` (which applies loop prevention) in real use.
+        Messages should come via :meth:`handle_message` (which applies loop prevention and
+        learns the sender's name). File and timer events never come here: each file or timer
+        trigger fires its own rule, from the folder or timer it watches.
         """
-        if isinstance(event, (SampMessage, HubEvent)):
-            return [f for f in self.bus.publish(event) if f is not None]
-        out = []
-        for rule in self.rules:
-            for trigger in rule.triggers:
-                wanted = ((isinstance(event, FileEvent) and isinstance(trigger, FilesTrigger))
-                          or (isinstance(event, TimerEvent) and isinstance(trigger, TimerTrigger)
-                              and trigger.every == event.every))
-                if wanted:
-                    fut = self._fire(rule, trigger, event)
-                    if fut is not None:
-                        out.append(fut)
-                    break
-        return out
+        return [f for f in self.bus.publish(event) if f is not None]
 
     def _make_fire(self, rule: Rule, trigger: Trigger) -> Callable[[Event], Any]:
         def fire(event: Event) -> Any:
@@ -450,7 +441,8 @@ class Engine:
             if self.deliveries.already_sent(rule, file_event):  # queued behind its twin
                 return Outcome("dropped", reason="already sent")
             self.deliveries.begin(rule, file_event)
-        ctx = ActionContext(rule, event, ns, record, self.outbox, self,
+        services: RuleServices = self
+        ctx = ActionContext(rule, event, ns, record, self.outbox, services,
                             on_wait=self._waiting_hook(rule, file_event))
         t0 = time.perf_counter()
         self.firings += 1

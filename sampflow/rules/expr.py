@@ -220,6 +220,22 @@ class Template:
         except Exception as exc:  # jinja2 errors, and errors raised by namespace functions
             raise ExpressionError(f"{self.where}: {self.source!r}: {exc}") from exc
 
+    def as_native(self, source: str) -> Template:
+        """The same compiled expression shown as `source`, rendering its native value (a
+        condition ``x > 3`` is compiled as ``{{ x > 3 }}`` but reported as written).
+
+        Parameters
+        ----------
+        source : str
+            The text to show in errors and ``repr``.
+
+        Returns
+        -------
+        Template
+            A template of kind ``native`` sharing this one's compiled code and ``where``.
+        """
+        return Template(source, self.where, self._fn, "native")
+
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
 
@@ -364,7 +380,7 @@ def compile_condition(source: str, where: str = "<string>", *,
         if exc.offset is not None:
             exc.offset += source.find(text) - 3
         raise
-    return ExprCondition(Template(source, where, tmpl._fn, "native"))
+    return ExprCondition(tmpl.as_native(source))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,6 +164,11 @@ class RuleRunner:
         if all(s.idle() for s in self._keys.values()):
             self._idle.set()
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is running, queued or debouncing now (for any key)."""
+        return self._idle.is_set()
+
     async def wait_idle(self) -> None:
         """Wait until nothing is running, queued or debouncing."""
         await self._idle.wait()

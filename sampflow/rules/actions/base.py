@@ -20,6 +20,7 @@ from ..expr import Template
 from ..guard import EchoGuard
 from ..messenger import Messenger
 from ..model import Rule
+from ..services import RuleServices
 from ..trace import FiringRecord
 
 __all__ = ["ActionContext", "Outbox", "WaitHook", "human_duration", "to_samp"]
@@ -238,7 +239,8 @@ class ActionContext:
     ``ns`` is the expression namespace (actions add ``response``, ``result`` and
     ``responses``); ``reply`` is the response a ``reply`` action set for the incoming call.
     ``on_wait`` is told when an action waits for a recipient (the engine records it in the
-    delivery ledger and says so on the log).
+    delivery ledger and says so on the log). ``services`` is what else of the engine an
+    action may use (:class:`~sampflow.rules.services.RuleServices`).
     """
 
     rule: Rule
@@ -246,7 +248,7 @@ class ActionContext:
     ns: dict[str, Any]
     record: FiringRecord
     outbox: Outbox
-    services: Any
+    services: RuleServices
     reply: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     on_wait: WaitHook | None = None
@@ -260,10 +262,9 @@ class ActionContext:
         NotConnected
             If it is not connected by then.
         """
-        ready = getattr(self.services, "ready", None)
-        if isinstance(ready, asyncio.Event) and within > 0:
+        if within > 0:
             try:
-                await asyncio.wait_for(ready.wait(), within)
+                await asyncio.wait_for(self.services.ready.wait(), within)
             except TimeoutError:
                 pass
         if self.outbox.messenger is None:
