@@ -8,12 +8,14 @@ import pytest
 from sampflow.rules.engine import Engine
 from sampflow.rules.loader import load
 
-from .fakes import FakeHub
+from .memhub import MemoryHub
 
 
 class Setup:
+    """Engines under test, each registered with one in-memory `HubCore` (`hub`)."""
+
     def __init__(self) -> None:
-        self.hub = FakeHub()
+        self.hub = MemoryHub()
         self.engines: list[Engine] = []
         self.records: list[Any] = []
 
@@ -22,6 +24,7 @@ class Setup:
         client = self.hub.client(name)
         eng = Engine(rs, client, on_firing=self.records.append, **kw)
         await eng.start()
+        self.hub.when_quiet(eng.wait_idle)
         await self.hub.settle()
         self.engines.append(eng)
         return eng

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from astropy.table import Table
 from sampflow.rules.actions.files import classify
 from sampflow.rules.actions.tables import parse_angle
 from sampflow.rules.errors import ActionError
-from sampflow.rules.events import FileEvent
+
+from .waiting import barrier, until
 
 
 def make_files(tmp_path):
@@ -51,22 +53,27 @@ async def test_send_file_picks_the_mtype_and_recipients(setup, tmp_path) -> None
     img, tab, vot, txt = make_files(tmp_path)
     ds9 = setup.hub.client("SAOImageDS9", {"image.load.fits": {}})
     topcat = setup.hub.client("topcat", {"table.load.*": {}})
-    eng = await setup.engine(f"""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    await setup.engine(f"""
         rules:
           - name: send
-            on: {{files: "{tmp_path}", settle: 0s}}
+            on: {{files: "{folder}", settle: 0s}}
             mode: queued
             do: [{{send_file: {{}}}}]
     """)
-    futs = []
-    for p in (img, tab, vot, txt):
-        futs += eng.dispatch(FileEvent("created", str(p)))
-    outcomes = await asyncio.gather(*futs)
+    moved = [folder / p.name for p in (img, tab, vot, txt)]
+    for p, dest in zip((img, tab, vot, txt), moved):
+        os.rename(p, dest)  # into the watched folder, as a finished file arrives
+    await until(lambda: len(setup.records) == 4, what="four firings")
     await setup.hub.settle()
-    assert [o.status for o in outcomes] == ["ok", "ok", "ok", "error"]
+    by_path = {r.event["path"]: r.status for r in setup.records}
+    assert by_path == {str(moved[0]): "ok", str(moved[1]): "ok", str(moved[2]): "ok",
+                       str(moved[3]): "error"}
+    img, tab = moved[0].resolve(), moved[1].resolve()
     assert ds9.got("image.load.fits") == [
-        {"url": img.resolve().as_uri(), "name": "img.fits", "image-id": img.resolve().as_uri()}]
-    assert [p["url"] for p in topcat.got("table.load.fits")] == [tab.resolve().as_uri()]
+        {"url": img.as_uri(), "name": "img.fits", "image-id": img.as_uri()}]
+    assert [p["url"] for p in topcat.got("table.load.fits")] == [tab.as_uri()]
     assert [p["name"] for p in topcat.got("table.load.votable")] == ["cat.xml"]
 
 
@@ -147,22 +154,25 @@ async def test_watched_folder_sends_each_image_once(setup, tmp_path) -> None:
             key: "{{ file.path }}"
             do: [{send_file: SAOImageDS9}]
     """, overrides={"folder": str(tmp_path)})
-    await asyncio.sleep(0.1)
+
+    def fired(path: str) -> bool:  # the rule ran for it (a barrier is no FITS: an error)
+        return any(r.event.get("path") == path for r in setup.records)
+
     data = fits.PrimaryHDU(np.zeros((64, 64), dtype=np.float32))
     tmp = tmp_path / "chunked.part"
     data.writeto(tmp)
     blob = tmp.read_bytes()
     tmp.unlink()
+    step = 2880 * 2
     with open(tmp_path / "slow.fits", "wb") as f:
-        for i in range(0, len(blob), 2880 * 2):
-            f.write(blob[i:i + 2880 * 2])
+        for i in range(0, len(blob), step):
+            f.write(blob[i:i + step])
             f.flush()
-            await asyncio.sleep(0.05)
-    for _ in range(60):
-        await asyncio.sleep(0.1)
-        await setup.hub.settle()
-        if ds9.got("image.load.fits"):
-            break
-    await asyncio.sleep(0.5)
+            if i in (0, step * 2):  # pause longer than settle, the file still open
+                await barrier(tmp_path, f"pause{i}.fits", fired)
+                assert ds9.got("image.load.fits") == []
+    await until(lambda: ds9.got("image.load.fits"), what="DS9 to get slow.fits")
+    await barrier(tmp_path, "after.fits", fired)
     await setup.hub.settle()
     assert [p["name"] for p in ds9.got("image.load.fits")] == ["slow.fits"]
+    assert os.path.getsize(tmp_path / "slow.fits") == len(blob)

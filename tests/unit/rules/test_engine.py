@@ -1,4 +1,5 @@
-"""Engine behaviour against an in-memory hub: modes, timing gates, replies, errors, loops."""
+"""Engine behaviour against the hub core wired in memory: modes, timing gates, replies,
+errors, loops."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from sampflow.rules.engine import Engine
 from sampflow.rules.errors import RulesError
-from sampflow.rules.events import FileEvent
 from sampflow.rules.loader import load
+
+from .waiting import until
 
 PING = {"samp.mtype": "test.go", "samp.params": {}}
 
@@ -28,10 +30,15 @@ def overlapping(records) -> bool:
     return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 
-async def burst(tool, engine, messages, gap: float = 0.0) -> None:
-    for m in messages:
+async def burst(tool, engine, messages, started: list[int] | None = None) -> None:
+    """Notify `engine` of each message, each handed to the rules before the next is sent;
+    with `started`, also wait after message ``i`` until the engine has started
+    ``started[i]`` runs in all."""
+    for i, m in enumerate(messages):
         await tool.notify(engine.client.public_id, m)
-        await asyncio.sleep(gap)
+        await tool.hub.delivered()
+        if started is not None:
+            await until(lambda: engine.firings >= started[i], what=f"{started[i]} runs")
 
 
 MODE_RULE = """
@@ -46,16 +53,16 @@ rules:
 """
 
 
-@pytest.mark.parametrize("mode,max_,expected", [
-    ("single", 10, ["ok"]),
-    ("restart", 10, ["cancelled", "cancelled", "ok"]),
-    ("queued", 2, ["ok", "ok"]),
-    ("parallel", 2, ["ok", "ok"]),
+@pytest.mark.parametrize("mode,max_,started,expected", [
+    ("single", 10, [1, 1, 1], ["ok"]),
+    ("restart", 10, [1, 2, 3], ["cancelled", "cancelled", "ok"]),
+    ("queued", 2, [1, 1, 1], ["ok", "ok"]),
+    ("parallel", 2, [1, 2, 2], ["ok", "ok"]),
 ])
-async def test_run_modes(setup, mode, max_, expected) -> None:
+async def test_run_modes(setup, mode, max_, started, expected) -> None:
     eng = await setup.engine(MODE_RULE.format(mode=mode, max=max_))
     tool = setup.hub.client("tool")
-    await burst(tool, eng, [msg(n=str(i)) for i in range(3)], gap=0.02)
+    await burst(tool, eng, [msg(n=str(i)) for i in range(3)], started)
     await setup.hub.settle()
     await eng.wait_idle()
     assert sorted(setup.statuses()) == sorted(expected)
@@ -75,7 +82,7 @@ async def test_debounce_runs_once_with_the_last_event(setup) -> None:
             do: [{log: "n={{ params.n }}"}]
     """)
     tool = setup.hub.client("tool")
-    await burst(tool, eng, [msg(n=str(i)) for i in range(5)], gap=0.03)
+    await burst(tool, eng, [msg(n=str(i)) for i in range(5)])
     await setup.hub.settle()
     await eng.wait_idle()
     assert setup.statuses() == ["ok"]
@@ -92,15 +99,21 @@ async def test_throttle_drops_inside_window(setup) -> None:
             do: [{log: hi}]
     """)
     tool = setup.hub.client("tool")
-    await burst(tool, eng, [msg() for _ in range(5)], gap=0.01)
+    await burst(tool, eng, [msg() for _ in range(5)])
     await setup.hub.settle()
     await eng.wait_idle()
     assert setup.statuses() == ["ok"]
-    await asyncio.sleep(0.35)
-    await burst(tool, eng, [msg()])
+    # Calls until one runs: those inside the window are answered "not run: throttled".
+    answers = []
+
+    async def runs() -> bool:
+        answers.append(await tool.call_and_wait(eng.client.public_id, msg(), 5))
+        return answers[-1]["samp.status"] == "samp.ok"
+    await until(runs, what="a firing after the throttle window")
     await setup.hub.settle()
-    await eng.wait_idle()
     assert setup.statuses() == ["ok", "ok"]
+    assert all(a["samp.status"] == "samp.warning" and "throttled" in a["samp.error"][
+        "samp.errortxt"] for a in answers[:-1])
 
 
 async def test_key_serialises_per_key_and_parallelises_keys(setup) -> None:
@@ -153,8 +166,9 @@ async def test_calls_get_replies(setup) -> None:
     assert r["samp.status"] == "samp.error"
     assert "broken" in r["samp.error"]["samp.errortxt"]
     assert "NoSuchTool" in r["samp.error"]["samp.errortxt"]
+    started = eng.firings
     first = asyncio.create_task(tool.call_and_wait(eid, msg("test.busy"), 5))
-    await asyncio.sleep(0.05)
+    await until(lambda: eng.firings > started, what="the first busy run to start")
     second = await tool.call_and_wait(eid, msg("test.busy"), 5)
     assert second["samp.status"] == "samp.warning"
     assert (await first)["samp.status"] == "samp.ok"
@@ -391,9 +405,7 @@ async def test_timer_trigger(setup) -> None:
             mode: parallel
             do: [{log: "tick {{ timer.count }}"}]
     """)
-    await asyncio.sleep(0.35)
-    await eng.wait_idle()
-    assert len(setup.records) >= 2
+    await until(lambda: len(setup.records) >= 2, what="two ticks")
     assert setup.records[0].steps[0]["message"] == "tick 1"
 
 
@@ -422,14 +434,28 @@ async def test_condition_gates_and_errors_are_contained(setup) -> None:
     assert [r.steps[0]["message"] for r in setup.records] == ["500", "-1"]
 
 
-async def test_dispatch_file_event_directly(setup, tmp_path) -> None:
-    eng = await setup.engine(f"""
+async def test_a_file_fires_the_rule_that_watches_its_folder(setup, tmp_path) -> None:
+    """File events reach only the rules whose trigger watches the folder they happened in."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    await setup.engine(f"""
         rules:
-          - name: f
-            on: {{files: "{tmp_path}", settle: 0s}}
+          - name: one
+            on: {{files: "{one}", settle: 0s}}
+            do: [{{log: "{{{{ file.name }}}} {{{{ file.event }}}}"}}]
+          - name: two
+            on: {{files: "{two}", settle: 0s}}
             do: [{{log: "{{{{ file.name }}}} {{{{ file.event }}}}"}}]
     """)
-    futs = eng.dispatch(FileEvent("created", str(tmp_path / "a.fits")))
-    (outcome,) = await asyncio.gather(*futs)
-    assert outcome.status == "ok"
-    assert setup.records[0].steps[0]["message"] == "a.fits created"
+
+    def logged(rule: str) -> list[str]:
+        return [r.steps[0]["message"] for r in setup.records if r.rule == rule]
+    (one / "a.fits").write_bytes(b"1")
+    await until(lambda: logged("one"), what="rule one to fire")
+    (two / "b.fits").write_bytes(b"1")  # also a barrier: whatever a.fits did has been done
+    await until(lambda: logged("two"), what="rule two to fire")
+    await setup.hub.settle()
+    assert logged("one") == ["a.fits created"]
+    assert logged("two") == ["b.fits created"]
+    assert all(r.status == "ok" for r in setup.records)
