@@ -57,7 +57,7 @@ class MemoryHub:
 
     @tells_profiles.setter
     def tells_profiles(self, value: bool) -> None:
-        subs = {"samp.app.ping": {}}
+        subs: dict[str, dict[str, Any]] = {"samp.app.ping": {}}
         if value:
             subs[PROFILE_MTYPE] = {}
         self.core.registry.set_subscriptions(self.core.hub, subs)
@@ -130,18 +130,18 @@ class MemoryHub:
             kind = "call"
         else:  # receiveResponse: these clients only use callAndWait
             return
-        self.log.append((sender, c.public_id, kind, message))
+        self.log.append((sender, delivery.recipient.public_id, kind, message))
         c.received.append((kind, sender, message))
         task = asyncio.get_running_loop().create_task(c.handle(kind, sender, msg_id, message))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def wait_response(self, msg_id: str, timeout: float) -> dict[str, Any]:
+    async def wait_response(self, msg_id: str, within: float) -> dict[str, Any]:
         """The response to ``callAndWait`` `msg_id`; expires it in the core on timeout."""
         fut = self._waiters.setdefault(msg_id, asyncio.get_running_loop().create_future())
         self.flush()  # the hub may have answered already
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(fut, within)
         except TimeoutError:
             self._waiters.pop(msg_id, None)
             self.core.expire(msg_id)
@@ -218,8 +218,8 @@ class MemoryClient:
         self._done()
         return ids
 
-    async def call_and_wait(self, recipient_id: str, message: dict[str, Any], timeout: float
-                            ) -> dict[str, Any]:
+    async def call_and_wait(self, recipient_id: str, message: dict[str, Any],
+                            timeout: float) -> dict[str, Any]:  # noqa: ASYNC109 (Messenger's)
         msg_id = self.hub.core.call_and_wait(self.private_key, recipient_id, message)
         return await self.hub.wait_response(msg_id, timeout)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import numpy as np
@@ -63,7 +62,7 @@ async def test_send_file_picks_the_mtype_and_recipients(setup, tmp_path) -> None
             do: [{{send_file: {{}}}}]
     """)
     moved = [folder / p.name for p in (img, tab, vot, txt)]
-    for p, dest in zip((img, tab, vot, txt), moved):
+    for p, dest in zip((img, tab, vot, txt), moved, strict=True):
         os.rename(p, dest)  # into the watched folder, as a finished file arrives
     await until(lambda: len(setup.records) == 4, what="four firings")
     await setup.hub.settle()

@@ -38,7 +38,8 @@ async def burst(tool, engine, messages, started: list[int] | None = None) -> Non
         await tool.notify(engine.client.public_id, m)
         await tool.hub.delivered()
         if started is not None:
-            await until(lambda: engine.firings >= started[i], what=f"{started[i]} runs")
+            n = started[i]
+            await until(lambda n=n: engine.firings >= n, what=f"{n} runs")
 
 
 MODE_RULE = """
@@ -398,7 +399,7 @@ async def test_exec_never_runs_for_web_or_unknown_senders(setup, tmp_path, profi
 
 
 async def test_timer_trigger(setup) -> None:
-    eng = await setup.engine("""
+    await setup.engine("""
         rules:
           - name: tick
             on: {every: 100ms}

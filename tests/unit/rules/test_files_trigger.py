@@ -1,4 +1,12 @@
-"""File trigger against a real temporary folder (inotify on Linux; polling too)."""
+"""File trigger against a real temporary folder (inotify on Linux; polling too).
+
+No test sleeps to wait for the watcher: a test waits for the events it expects, and checks
+that nothing more fired by waiting for a barrier file written after (`waiting.barrier`): the
+watcher fires files in the order their last events came, so once the barrier has fired,
+anything earlier would have too. The watch is in place when `attach` returns (watchdog adds
+the inotify watch, or takes the polling observer's first snapshot, before starting its
+thread).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ from sampflow.rules.events import FileEvent
 from sampflow.rules.model import FilesTrigger
 from sampflow.rules.triggers import EventBus, attach
 from sampflow.rules.triggers.files import FolderWatch
+
+from .waiting import barrier, until
 
 
 class Collector:
@@ -30,11 +40,17 @@ class Collector:
                 await self.changed.wait()
         await asyncio.wait_for(loop(), timeout)
 
+    def fired(self, path: str) -> bool:
+        return any(e.path == path for e in self.events)
+
+    def real(self) -> list[FileEvent]:
+        """The events but the barriers'."""
+        return [e for e in self.events if not Path(e.path).name.startswith("barrier")]
+
 
 async def _watch(tmp_path: Path, **kw):
     fired = Collector()
     detach = attach(FilesTrigger(str(tmp_path), **kw), fired, EventBus())
-    await asyncio.sleep(0.1)  # let the observer thread install its watch
     return fired, detach
 
 
@@ -43,13 +59,14 @@ async def test_slow_chunked_single_handle_fires_once_after_close(tmp_path: Path)
     try:
         path = tmp_path / "m31.fits"
         with open(path, "wb") as f:
-            for _ in range(4):  # pauses longer than settle while the file stays open
+            for i in range(4):  # pauses longer than settle while the file stays open
                 f.write(b"x" * 2880)
                 f.flush()
-                await asyncio.sleep(0.5)
-        await fired.wait_for(1)
-        await asyncio.sleep(1.0)
-        assert [(e.kind, e.path) for e in fired.events] == [("created", str(path))]
+                await barrier(tmp_path, f"barrier{i}.fits", fired.fired)
+                assert not fired.fired(str(path))
+        await until(lambda: fired.fired(str(path)), what="m31.fits to fire")
+        await barrier(tmp_path, "barrier-after.fits", fired.fired)
+        assert [(e.kind, e.path) for e in fired.real()] == [("created", str(path))]
         assert os.path.getsize(path) == 4 * 2880
     finally:
         detach()
@@ -62,11 +79,12 @@ async def test_slow_chunked_reopening_writer_fires_once(tmp_path: Path) -> None:
         for _ in range(5):  # a writer that appends with a new open each time
             with open(path, "ab") as f:
                 f.write(b"y" * 2880)
+            # The writer's own pace, shorter than settle but longer in all: the input of
+            # this test, not a wait for the watcher (the waits are the two below).
             await asyncio.sleep(0.15)
-        await fired.wait_for(1)
-        await asyncio.sleep(1.0)
-        assert len(fired.events) == 1
-        assert fired.events[0].kind == "created"
+        await until(lambda: fired.fired(str(path)), what="ngc.fits to fire")
+        await barrier(tmp_path, "barrier.fits", fired.fired)
+        assert [(e.kind, e.path) for e in fired.real()] == [("created", str(path))]
     finally:
         detach()
 
@@ -82,8 +100,8 @@ async def test_write_then_rename_fires_once(tmp_path: Path) -> None:
         tmp2.write_bytes(b"<VOTABLE/>")
         os.rename(tmp2, tmp_path / "final.xml")
         await fired.wait_for(2)
-        await asyncio.sleep(0.8)
-        got = sorted((Path(e.path).name, e.kind) for e in fired.events)
+        await barrier(tmp_path, "barrier.vot", fired.fired)
+        got = sorted((Path(e.path).name, e.kind) for e in fired.real())
         assert got == [("cat.vot", "moved"), ("final.xml", "created")]
     finally:
         detach()
@@ -97,8 +115,8 @@ async def test_burst_of_1000_files_each_fire_once(tmp_path: Path) -> None:
                 (tmp_path / f"f{i:04d}.fits").write_bytes(b"z" * 100)
         await asyncio.get_running_loop().run_in_executor(None, write_all)
         await fired.wait_for(1000, timeout=30)
-        await asyncio.sleep(0.8)
-        paths = [e.path for e in fired.events]
+        await barrier(tmp_path, "barrier.fits", fired.fired)
+        paths = [e.path for e in fired.real()]
         assert len(paths) == 1000
         assert len(set(paths)) == 1000
     finally:
@@ -115,11 +133,11 @@ async def test_patterns_ignore_case_and_recursion(tmp_path: Path) -> None:
         (tmp_path / "note.txt").write_bytes(b"1")
         (tmp_path / "sub" / "deep.fits").write_bytes(b"1")  # not recursive
         await fired.wait_for(1)
-        await asyncio.sleep(0.5)
+        await barrier(tmp_path, "barrier1.fits", fired.fired)
         (tmp_path / "A.FITS").unlink()
-        await fired.wait_for(2)
-        await asyncio.sleep(0.3)
-        assert [(Path(e.path).name, e.kind) for e in fired.events] == [
+        await until(lambda: len(fired.real()) == 2, what="the deletion")
+        await barrier(tmp_path, "barrier2.fits", fired.fired)
+        assert [(Path(e.path).name, e.kind) for e in fired.real()] == [
             ("A.FITS", "created"), ("A.FITS", "deleted")]
     finally:
         detach()
@@ -143,8 +161,8 @@ async def test_polling_observer(tmp_path: Path) -> None:
     try:
         (tmp_path / "p.fits").write_bytes(b"1" * 10)
         await fired.wait_for(1)
-        await asyncio.sleep(0.6)
-        assert len(fired.events) == 1
+        await barrier(tmp_path, "barrier.fits", fired.fired)
+        assert [Path(e.path).name for e in fired.real()] == ["p.fits"]
     finally:
         detach()
 

@@ -13,7 +13,7 @@ __all__ = ["barrier", "until"]
 POLL = 0.005
 
 
-async def until(check: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout: float = 10.0,
+async def until(check: Callable[[], Any] | Callable[[], Awaitable[Any]], within: float = 10.0,
                 what: str = "the condition") -> Any:
     """Wait until ``check()`` (a function or a coroutine function) returns something true, and
     return it.
@@ -22,7 +22,7 @@ async def until(check: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout
     ----------
     check : callable
         Looked at first at once, then every `POLL` seconds.
-    timeout : float
+    within : float
         Seconds after which waiting fails.
     what : str
         Named in the failure.
@@ -30,10 +30,10 @@ async def until(check: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout
     Raises
     ------
     AssertionError
-        If `check` is still false after `timeout` seconds.
+        If `check` is still false after `within` seconds.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -41,12 +41,12 @@ async def until(check: Callable[[], Any] | Callable[[], Awaitable[Any]], timeout
         if result:
             return result
         if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(POLL)
 
 
 async def barrier(folder: Path, name: str, fired: Callable[[str], bool],
-                  timeout: float = 10.0) -> str:
+                  within: float = 10.0) -> str:
     """Write the small file `name` into the watched `folder`, closed at once, and wait until
     ``fired(path)`` says its trigger fired for it; return its path.
 
@@ -57,5 +57,5 @@ async def barrier(folder: Path, name: str, fired: Callable[[str], bool],
     """
     path = folder / name
     path.write_bytes(b"barrier")
-    await until(lambda: fired(str(path)), timeout, f"{name} to fire")
+    await until(lambda: fired(str(path)), within, f"{name} to fire")
     return str(path)
