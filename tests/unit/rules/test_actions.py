@@ -1,4 +1,5 @@
-"""Actions that look inside files and tables (astropy), through the engine and a fake hub."""
+"""Actions that look inside files and tables (astropy), through the engine and the hub core
+wired in memory."""
 
 from __future__ import annotations
 
