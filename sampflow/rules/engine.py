@@ -15,8 +15,9 @@ only through :class:`~sampflow.rules.messenger.Messenger`.
 Dispatch: SAMP messages and hub events go through an :class:`~.triggers.bus.EventBus` indexed by
 MType pattern and event kind; files and timers fire their rule directly. A firing's conditions
 are evaluated when it fires (a file firing first gets the file's facts, off the loop, from
-:mod:`~sampflow.rules.filefacts`: ``file.kind`` and ``header()`` never read the file); then the rule's :class:`~.runner.RuleRunner` applies key,
-debounce, throttle and mode, and runs the actions. A failing action is logged with its rule and
+:mod:`~sampflow.rules.filefacts`: ``file.kind`` and ``header()`` never read the file); then the
+rule's :class:`~.runner.RuleRunner` applies key, debounce, throttle and mode, and runs the
+actions. A failing action is logged with its rule and
 the engine goes on. Each firing produces a :class:`~.trace.FiringRecord`.
 
 Loops: messages from the engine's own client are ignored, and :class:`~.guard.EchoGuard` drops

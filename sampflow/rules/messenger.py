@@ -1,9 +1,9 @@
 """The one interface through which the rules engine talks SAMP.
 
 ``sampflow.samp.client.aio.AsyncSAMPClient`` satisfies it; the unit tests use clients of the
-real hub core wired in memory (``tests/unit/rules/memhub.py``). The engine installs its handler as ``client.on_message``; the client calls it for every incoming
-notification or call (hub events included) and, for a call, sends the returned response map
-with ``reply()``.
+real hub core wired in memory (``tests/unit/rules/memhub.py``). The engine installs its
+handler as ``client.on_message``; the client calls it for every incoming notification or call
+(hub events included) and, for a call, sends the returned response map with ``reply()``.
 """
 
 from __future__ import annotations

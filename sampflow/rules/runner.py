@@ -136,7 +136,8 @@ class RuleRunner:
         st = self._keys[key]
         event, trigger, namespace, fut = firing
         st.last_start = self._loop.time()
-        task: asyncio.Task[Outcome] = self._loop.create_task(self._execute(event, trigger, namespace))
+        task: asyncio.Task[Outcome] = self._loop.create_task(
+            self._execute(event, trigger, namespace))
         st.running[task] = fut
         task.add_done_callback(lambda t: self._finished(key, t))
 
@@ -176,7 +177,7 @@ class RuleRunner:
     async def stop(self, timeout: float = 10.0) -> None:
         """Drop waiting firings, let running ones finish for up to ``timeout``, then cancel."""
         tasks: list[asyncio.Task[Outcome]] = []
-        for key, st in list(self._keys.items()):
+        for st in list(self._keys.values()):
             if st.timer is not None:
                 st.timer.cancel()
             if st.debounced is not None:

@@ -27,7 +27,7 @@ def overlapping(records) -> bool:
     spans = sorted((datetime.fromisoformat(r.time).timestamp(),
                     datetime.fromisoformat(r.time).timestamp() + r.duration_ms / 1000)
                    for r in records)
-    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
 
 
 async def burst(tool, engine, messages, started: list[int] | None = None) -> None:
