@@ -180,7 +180,7 @@ class ClientDirectory:
         return info.profile or None
 
     async def _ask_profile(self, client_id: str) -> str:
-        hub_id = getattr(self.messenger, "hub_id", None)
+        hub_id = self.messenger.hub_id if self.messenger is not None else None
         if client_id == hub_id:
             return "hub"
         if not hub_id or self.messenger is None:
