@@ -81,21 +81,25 @@ async def test_fifos_and_a_ten_gigabyte_sparse_file_do_not_freeze_the_engine(
         # minimum), each named like a FITS file.
         for i in range(12):
             os.mkfifo(folder / f"x{i:02d}.fits")
-        await asyncio.sleep(1.5)  # settle: the engine has looked at them by now
+        # A real image after them: once it has arrived, the engine has looked at the FIFOs
+        # (the watcher fires files in the order of their last events).
+        first = write_image(folder / "first.fits")
+        got = await receiver.wait_messages("image.load.fits", 1, timeout=60)
+        assert got[0]["samp.params"]["url"] == first.as_uri()
         await still_answers(lock, receiver, engine_id)
 
         before = read_bytes_of(engine.pid)
         big = write_sparse_image(folder / "big.fits", 10 * 2**30)
         assert big.stat().st_size >= 10 * 10**9
-        got = await receiver.wait_messages("image.load.fits", 1, timeout=60)
-        assert got[0]["samp.params"]["url"] == big.as_uri()
+        got = await receiver.wait_messages("image.load.fits", 2, timeout=60)
+        assert got[1]["samp.params"]["url"] == big.as_uri()
         read = read_bytes_of(engine.pid) - before
         assert read < 50 * 2**20, f"the engine read {read} bytes to classify a sparse file"
         await still_answers(lock, receiver, engine_id)
 
         real = write_image(folder / "real.fits")
-        got = await receiver.wait_messages("image.load.fits", 2, timeout=60)
-        assert got[1]["samp.params"]["url"] == real.as_uri()
+        got = await receiver.wait_messages("image.load.fits", 3, timeout=60)
+        assert got[2]["samp.params"]["url"] == real.as_uri()
         assert engine.popen.poll() is None
     finally:
         await receiver.close()
