@@ -247,8 +247,7 @@ async def test_highlighted_row_points_aladin_at_its_position(
         # TOPCAT broadcasts the table it loaded, later a row highlight.
         await topcat.client.notify_all(msg("table.load.votable", url=url, name="cat.vot",
                                            **{"table-id": "topcat-t1"}))
-        # No wait: one sender's messages reach a recipient in the order sent (the hub's
-        # per-sender lanes), and the engine notes a table load as it receives it.
+        await asyncio.sleep(0.5)
         await topcat.client.notify_all(msg("table.highlight.row", row="1",
                                            **{"table-id": "topcat-t1", "url": url}))
         got = await aladin.wait_messages("coord.pointAt.sky", 1)
