@@ -41,7 +41,7 @@ from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
 from .events import Event, FileEvent, HubEvent, SampMessage
 from .expr import FileInfo, build_namespace
-from .filefacts import FileFacts, facts_for
+from .filefacts import FileFacts, facts_for, offload
 from .guard import EchoGuard
 from .ledger import Ledger
 from .messenger import Messenger, error, ok, warning
@@ -369,7 +369,7 @@ class Engine:
                 continue
             for entry in self.ledger.entries(states=("retry",)):
                 fire = self._file_fires.get(entry.rule)
-                if fire is not None and os.path.isfile(entry.path):
+                if fire is not None and await offload(os.path.isfile, entry.path):
                     self.ledger.resume(entry.rule, entry.path)
                     fire(FileEvent("retry", entry.path))
 

@@ -367,7 +367,8 @@ class _Prefixed:
         if self._prefix:
             out, self._prefix = self._prefix[:n], self._prefix[n:]
             return out
-        return self._f.read(n)
+        data: bytes = self._f.read(n)
+        return data
 
 
 def _look(f: Any, seekable: bool, size: int, notes: list[str]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -42,6 +42,8 @@ from . import model as m
 from .errors import ExpressionError, Problem, RuleFileError
 from .expr import And, ExpressionSyntaxError, Not, Or, compile_condition, compile_template
 from .spec import ACTION_OPTIONS, ACTIONS, RULE_FIELDS, TOP_FIELDS, TRIGGERS, F, ItemType, K
+
+T = TypeVar("T")
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_FILE_BYTES", "RuleFileLoader", "load", "load_file",
            "load_files", "load_paths", "parse_duration"]
@@ -78,7 +80,7 @@ class RuleFileLoader(yaml.BaseLoader):
         return RuleFileLimitError(None, None, reason, mark)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in the stubs
         if isinstance(event, yaml.AliasEvent):
             target = self.anchors.get(event.anchor)
             if target is not None:
@@ -128,7 +130,8 @@ def parse_duration(text: str) -> float:
             break
         total += float(mt.group(1)) * _UNITS[(mt.group(2) or "").lower() or None]
         pos, parts = mt.end(), parts + 1
-    if not parts or s[pos:].strip() or (parts > 1 and not re.search(r"[a-z]\s*$", s, re.IGNORECASE)):
+    unitless_end = parts > 1 and not re.search(r"[a-z]\s*$", s, re.IGNORECASE)
+    if not parts or s[pos:].strip() or unitless_end:
         raise ValueError("expected a duration such as 1s, 500ms, 2m or 1m30s")
     return total
 
@@ -194,7 +197,7 @@ class _Checker:
         if not isinstance(node, yaml.ScalarNode):
             self.problem(node, path, f"expected {what}")
             return None
-        return node.value
+        return str(node.value)
 
     def static(self, node: yaml.Node, path: str, what: str = "a string") -> str | None:
         """A string read at load time: {{ vars.X }} substituted."""
@@ -372,8 +375,8 @@ class _Checker:
         values = self.fields(table, merged, path, node, t.key)
         return None if values is None else (t, values)
 
-    def build(self, fn: Callable[..., Any], kwargs: dict[str, Any], node: yaml.Node,
-              path: str) -> Any:
+    def build(self, fn: Callable[..., T], kwargs: dict[str, Any], node: yaml.Node,
+              path: str) -> T | None:
         try:
             return fn(**kwargs)
         except (ValueError, TypeError) as exc:

@@ -50,7 +50,8 @@ def test_calcstorm_report_gives_the_load_generator_cpu_and_the_ceiling():
            "pyvo: no throughput measured;" in text
     assert "With only" not in text  # 10,000 messages per run: no short-run caveat
     part["params"]["nquery"] = 50
-    assert "With only 500 messages per run" in "\n".join(calcstorm_section(part, ["sampflow"], cpus=2))
+    section = "\n".join(calcstorm_section(part, ["sampflow"], cpus=2))
+    assert "With only 500 messages per run" in section
 
 
 def test_percentile_nearest_rank():

@@ -17,6 +17,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pyvo.samp as pyvo_samp  # a test dependency: never skipped
+from pyvo.samp.tests.test_standard_profile import (
+    TestStandardProfile as PyvoStandardProfileTests,
+)
+from pyvo.samp.tests.web_profile_test_helpers import (
+    AlwaysApproveWebProfileDialog,
+    SAMPIntegratedWebClient,
+)
 from samphub import Recorder, msg
 
 from sampflow.samp.hub.registry import Profile
@@ -326,16 +334,6 @@ async def test_shutdown_reaches_pulling_web_client(tmp_path: Path,
 
 # -- pyvo's Web Profile test client against sampflow's hub ------------------------------------
 
-pyvo_samp = pytest.importorskip("pyvo.samp")
-from pyvo.samp.tests.test_standard_profile import (
-    TestStandardProfile as _PyvoStandardProfileTests,
-)
-from pyvo.samp.tests.web_profile_test_helpers import (
-    AlwaysApproveWebProfileDialog,
-    SAMPIntegratedWebClient,
-)
-
-
 class _PyvoWebSetup:
     """pyvo's ``test_main`` with client 2 a pyvo Web Profile client, against sampflow's hub
     (started through the astropy-compatible `SAMPHubServer` with an astropy-style dialog).
@@ -378,7 +376,7 @@ class _PyvoWebSetup:
 
 
 TestPyvoWebClient = type("TestPyvoWebClient", (_PyvoWebSetup,), {
-    name: value for name, value in vars(_PyvoStandardProfileTests).items()
+    name: value for name, value in vars(PyvoStandardProfileTests).items()
     if name not in ("pytestmark", "setup_method", "teardown_method", "__dict__", "__weakref__")
 })
 

@@ -64,7 +64,7 @@ async def send_file(action: SendFile, ctx: ActionContext) -> None:
         raise ActionError("send_file needs path: when the rule is not fired by a file")
     if path.startswith("file://"):
         path = url_to_path(path)
-    path = os.path.abspath(os.path.expanduser(path))
+    path = os.path.abspath(os.path.expanduser(path))  # noqa: ASYNC240 -- no file is touched
     facts = await facts_for(path)
     if facts.mtype is None:
         raise ActionError(f"{path}: {facts.reason}")

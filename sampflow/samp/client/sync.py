@@ -1,10 +1,11 @@
 """Blocking SAMP clients with astropy's interface: `SAMPHubProxy`, `SAMPClient`,
 `SAMPIntegratedClient` (SAMP 1.3 sections 3 and 4).
 
-`SAMPHubProxy` lives in `sampflow.samp.client.proxy`. Code written for `astropy.samp` or `pyvo.samp` runs on these by changing its import. They are
-a thin facade over `AsyncSAMPClient` running on sampflow's shared background event loop
-(`sampflow.samp.background`). Bound callbacks run on a pool of worker threads, never on the loop
-thread, so they may call the blocking API themselves (reply from inside a call handler,
+`SAMPHubProxy` lives in `sampflow.samp.client.proxy`. Code written for `astropy.samp` or
+`pyvo.samp` runs on these by changing its import. They are a thin facade over
+`AsyncSAMPClient` running on sampflow's shared background event loop
+(`sampflow.samp.background`). Bound callbacks run on a pool of worker threads, never on the
+loop thread, so they may call the blocking API themselves (reply from inside a call handler,
 ``call_and_wait`` another client) without deadlock.
 
 Differences from astropy, on purpose: no internet look-ups, ever; the client subscribes to
@@ -545,7 +546,8 @@ class SAMPIntegratedClient:
         self.reply(msg_id, response)
 
     # -- client side, delegated ----------------------------------------------------------------
-    def receive_notification(self, private_key: str, sender_id: str, message: dict[str, Any]) -> str:
+    def receive_notification(self, private_key: str, sender_id: str, message: dict[str, Any]
+                             ) -> str:
         """See `SAMPClient.receive_notification`."""
         return self._c().receive_notification(private_key, sender_id, message)
 

@@ -260,7 +260,8 @@ class HubCore:
         record = self.registry.get_id(public_id)
         if record is None or record.profile is Profile.HUB:
             return
-        if tell_client and record.is_callable and record.subscription_for("samp.hub.disconnect") is not None:
+        if (tell_client and record.is_callable
+                and record.subscription_for("samp.hub.disconnect") is not None):
             message = {"samp.mtype": "samp.hub.disconnect", "samp.params": {"reason": reason}}
             self._outputs.append(
                 Delivery(record, "receiveNotification", (self.hub.public_id, message))
@@ -349,12 +350,14 @@ class HubCore:
             raise LocalProtocolError(reason)
         return recipient
 
-    def _refusal(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]) -> str | None:
+    def _refusal(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]
+                 ) -> str | None:
         if self.message_filter is None:
             return None
         return self.message_filter(sender, recipient, message)
 
-    def _fan_out(self, sender: ClientRecord, mtype: str, message: dict[str, Any]) -> list[ClientRecord]:
+    def _fan_out(self, sender: ClientRecord, mtype: str, message: dict[str, Any]
+                 ) -> list[ClientRecord]:
         return [
             r
             for r, _ in self.registry.subscribed(mtype)
@@ -390,10 +393,12 @@ class HubCore:
         for observer in self.message_observers:
             observer(sender, message)
 
-    def _notify(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]) -> None:
+    def _notify(self, sender: ClientRecord, recipient: ClientRecord, message: dict[str, Any]
+                ) -> None:
         if recipient.profile is Profile.HUB:
             return  # the hub acts on no notifications
-        self._outputs.append(Delivery(recipient, "receiveNotification", (sender.public_id, message)))
+        self._outputs.append(
+            Delivery(recipient, "receiveNotification", (sender.public_id, message)))
 
     def call(self, private_key: str, recipient_id: object, msg_tag: object, message: object) -> str:
         """``samp.hub.call`` (section 3.9): returns the msg-id the response will quote.
@@ -441,7 +446,8 @@ class HubCore:
             self._respond(msg_id, pending, recipient.public_id, self._hub_answer(message))
         else:
             self.pending[msg_id] = pending
-            self._outputs.append(Delivery(recipient, "receiveCall", (sender.public_id, msg_id, message)))
+            self._outputs.append(
+                Delivery(recipient, "receiveCall", (sender.public_id, msg_id, message)))
         return msg_id
 
     def _hub_answer(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -504,9 +510,11 @@ class HubCore:
                  response: dict[str, Any]) -> None:
         if pending.msg_tag is None:
             self._outputs.append(SyncResponse(msg_id, response))
-        elif self.registry.get_id(pending.sender.public_id) is pending.sender and pending.sender.is_callable:
+        elif (self.registry.get_id(pending.sender.public_id) is pending.sender
+              and pending.sender.is_callable):
             self._outputs.append(
-                Delivery(pending.sender, "receiveResponse", (responder_id, pending.msg_tag, response))
+                Delivery(pending.sender, "receiveResponse",
+                         (responder_id, pending.msg_tag, response))
             )
 
     # -- failures reported by the transport --------------------------------------------------

@@ -6,8 +6,9 @@ recipient) pair gets its own FIFO lane drained by its own task, created on deman
 once empty: messages from one sender to one recipient arrive in the order sent (the only
 order SAMP needs), different senders reach one recipient in parallel, and a slow or dead
 client only ever delays its own lanes. Callbacks are XML-RPC POSTs through one pooled
-keep-alive `HttpClient` with a timeout on every request. A big message (`sampflow.samp.xmlrpc.is_large`) is encoded on a worker
-thread, so that relaying it does not hold up the loop.
+keep-alive `HttpClient` with a timeout on every request. A big message
+(`sampflow.samp.xmlrpc.is_large`) is encoded on a worker thread, so that relaying it does not
+hold up the loop.
 
 Failures stay local to the one delivery that failed: whatever goes wrong (the client refused,
 timed out, faulted, answered garbage, or the message could not even be encoded) is reported

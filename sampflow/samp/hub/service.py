@@ -258,7 +258,8 @@ class HubService:
         try:
             seconds = float(timeout)
         except (TypeError, ValueError):
-            raise LocalProtocolError(f"callAndWait timeout must be a number, not {timeout!r}") from None
+            raise LocalProtocolError(
+                f"callAndWait timeout must be a number, not {timeout!r}") from None
         msg_id = self.core.call_and_wait(private_key, recipient_id, message)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[msg_id] = future

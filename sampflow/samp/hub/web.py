@@ -403,7 +403,8 @@ class WebProfile:
         try:
             seconds = min(float(timeout), MAX_PULL_SECONDS)
         except (TypeError, ValueError):
-            raise LocalProtocolError(f"timeout must be a number of seconds, not {timeout!r}") from None
+            raise LocalProtocolError(
+                f"timeout must be a number of seconds, not {timeout!r}") from None
         queue = self._queues.get(record)
         if queue is None:
             raise LocalProtocolError(f"client {record.public_id} is not a Web Profile client")

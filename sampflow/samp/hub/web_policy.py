@@ -243,8 +243,8 @@ class UrlControl:
     A URL becomes translatable when a Standard Profile client (or the hub) mentions it in a
     message or a response *before any web client has*. A URL (or an absolute path) that a
     web client mentioned first (in a message, a response, its metadata or subscriptions)
-    never becomes translatable, whoever repeats it later: a desktop tool or a rule that relays a web page's
-    message must not turn the page's ``file:///etc/passwd`` into one it may read (the
+    never becomes translatable, whoever repeats it later: a desktop tool or a rule that relays a
+    web page's message must not turn the page's ``file:///etc/passwd`` into one it may read (the
     "confused deputy"). URLs are compared by `url_key`.
 
     Parameters

@@ -85,7 +85,8 @@ class UrlTranslator:
             return web.Response(status=404, text="unknown translator\n")
         origin = _request_origin(request)
         registered = record.info.get("origin")
-        if origin and (registered is None or normalise_origin(origin) != normalise_origin(registered)):
+        if origin and (registered is None
+                       or normalise_origin(origin) != normalise_origin(registered)):
             return web.Response(status=403, text="origin differs from the registered one\n")
         raw = request.rel_url.raw_query_string
         target = raw if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", raw) else unquote(raw)
