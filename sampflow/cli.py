@@ -82,7 +82,7 @@ def parse_value(text: str) -> object:
 
     from .samp.types import encode_value
 
-    if not text[:1] in ("[", "{", '"'):
+    if text[:1] not in ("[", "{", '"'):
         return text
     try:
         value = json.loads(text, parse_int=str, parse_float=str,
