@@ -252,7 +252,7 @@ class ClientDirectory:
         return sorted(name for name in found if name)
 
     def is_registered(self, name: str) -> bool:
-        """Whether a client whose name matches the glob is registered."""
+        """Whether a client that the name pattern `name` picks (`find`) is registered."""
         return bool(self.find(name))
 
     def is_subscribed(self, name: str, mtype: str) -> bool:
