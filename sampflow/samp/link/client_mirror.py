@@ -35,7 +35,6 @@ __all__ = ["ClientMirror"]
 log = logging.getLogger("sampflow.link")
 
 
-
 class _Local:
     __slots__ = ("declared", "metadata", "subscriptions")
 
