@@ -66,38 +66,30 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def parse_value(text: str) -> object:
-    """A ``key=value`` value for ``sampflow send``: JSON lists and maps are parsed (their
-    numbers and booleans become SAMP strings, section 3.3); anything else stays a string.
+    """A ``key=value`` value for ``sampflow send``: JSON lists, maps and quoted strings are
+    parsed, numbers keeping the text they were written with; anything else stays a string.
+    The result is encoded as SAMP by `sampflow.samp.types.encode_value` (booleans
+    ``"1"``/``"0"``, null ``""``).
 
     >>> parse_value("[1, 2.5, true]")
     ['1', '2.5', '1']
     >>> parse_value("83.820")
     '83.820'
-    >>> parse_value('{"a": [null]}')
-    {'a': ['']}
+    >>> parse_value('{"a": [null, 2.50]}')
+    {'a': ['', '2.50']}
     """
     import json
 
-    if not text[:1] in ("[", "{", '"'):
+    from .samp.types import encode_value
+
+    if text[:1] not in ("[", "{", '"'):
         return text
     try:
         value = json.loads(text, parse_int=str, parse_float=str,
                            parse_constant=str)
     except ValueError:
         return text
-
-    def samp(v: object) -> object:
-        if v is True or v is False:
-            return "1" if v else "0"
-        if v is None:
-            return ""
-        if isinstance(v, list):
-            return [samp(x) for x in v]
-        if isinstance(v, dict):
-            return {str(k): samp(x) for k, x in v.items()}
-        return v
-
-    return samp(value)
+    return encode_value(value)
 
 
 async def _connected(args: argparse.Namespace, name: str) -> "AsyncSAMPClient":
@@ -136,10 +128,10 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """``sampflow send MTYPE key=value...``: a notification, or with ``--wait`` a call."""
-    import fnmatch
     import json
 
     from .samp.errors import SAMPHubError
+    from .samp.names import select_clients
 
     params: dict[str, object] = {}
     for item in args.params:
@@ -158,11 +150,11 @@ def cmd_send(args: argparse.Namespace) -> int:
             return 1
         try:
             if args.to:
-                recipients = []
+                names: dict[str, str | None] = {}
                 for client_id in await client.get_registered_clients():
-                    name = str((await client.get_metadata(client_id)).get("samp.name", ""))
-                    if fnmatch.fnmatchcase(name.lower(), args.to.lower()) or client_id == args.to:
-                        recipients.append(client_id)
+                    name = (await client.get_metadata(client_id)).get("samp.name")
+                    names[client_id] = name if isinstance(name, str) else None
+                recipients = select_clients(args.to, names)
                 if not recipients:
                     print(f"sampflow send: no client named {args.to!r}", file=sys.stderr)
                     return 1

@@ -8,23 +8,19 @@ notifications, so that ``to: DS9`` resolves without a round trip and ``registere
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..samp.link.naming import address_glob
+from ..samp.names import select_clients
 from .events import HubEvent
 from .messenger import Messenger
 from .triggers.bus import mtype_matches
 
-__all__ = ["HUB_EVENT_MTYPES", "ClientDirectory", "ClientInfo"]
+__all__ = ["ClientDirectory", "ClientInfo"]
 
 log = logging.getLogger(__name__)
-
-HUB_EVENT_MTYPES = ("samp.hub.event.register", "samp.hub.event.unregister",
-                    "samp.hub.event.metadata", "samp.hub.event.subscriptions")
 
 
 @dataclass(slots=True)
@@ -39,12 +35,9 @@ class ClientInfo:
     profile: str | None = None
 
 
-def _glob(value: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
-
-
 class ClientDirectory:
-    """Registry of the hub's clients, by public id, searchable by ``samp.name`` glob."""
+    """Registry of the hub's clients, by public id, searchable by name pattern
+    (`sampflow.samp.names`: the public id, or the ``samp.name`` as a case-insensitive glob)."""
 
     def __init__(self, messenger: Messenger | None = None) -> None:
         self.messenger = messenger
@@ -127,18 +120,13 @@ class ClientDirectory:
         return info.name if info else None
 
     def find(self, pattern: str) -> list[str]:
-        """Ids of clients whose name matches the glob (case-insensitive), or whose id is it.
+        """Ids of the clients the name pattern picks (`sampflow.samp.names.select_clients`).
 
-        ``NAME@HUB`` (globs allowed) also finds the proxies of the federation link
-        (``sampflow link``): the clients called ``NAME`` on the linked hub ``HUB``.
+        A public id picks that client alone; otherwise the ``samp.name`` is matched as a
+        case-insensitive glob, and ``NAME@HUB`` (globs allowed) also finds the proxies of the
+        federation link (``sampflow link``): the clients called ``NAME`` on linked hub ``HUB``.
         """
-        if pattern in self._clients:
-            return [pattern]
-        found = [c.id for c in self._clients.values() if c.name and _glob(c.name, pattern)]
-        proxies = address_glob(pattern)
-        if not found and proxies is not None:
-            found = [c.id for c in self._clients.values() if c.name and _glob(c.name, proxies)]
-        return found
+        return select_clients(pattern, {c.id: c.name for c in self._clients.values()})
 
     async def resolve(self, pattern: str) -> list[str]:
         """Like :meth:`find`, asking the hub again once if nothing matches."""
@@ -259,11 +247,12 @@ class ClientDirectory:
 
     # HubState, for registered(), subscribed() and clients() in expressions
     def names(self, pattern: str = "*") -> list[str]:
-        """``samp.name`` of every client whose name matches the glob (case-insensitive)."""
-        return sorted(c.name for c in self._clients.values() if c.name and _glob(c.name, pattern))
+        """``samp.name`` of every named client that the name pattern picks (`find`)."""
+        found = [self._clients[cid].name for cid in self.find(pattern)]
+        return sorted(name for name in found if name)
 
     def is_registered(self, name: str) -> bool:
-        """Whether a client whose name matches the glob is registered."""
+        """Whether a client that the name pattern `name` picks (`find`) is registered."""
         return bool(self.find(name))
 
     def is_subscribed(self, name: str, mtype: str) -> bool:

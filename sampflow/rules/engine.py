@@ -35,8 +35,9 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from ..samp.constants import HUB_CLIENT_EVENT_MTYPES
 from .actions import ActionContext, Outbox, TableRegistry, run_action
-from .clients import HUB_EVENT_MTYPES, ClientDirectory
+from .clients import ClientDirectory
 from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
 from .events import Event, FileEvent, HubEvent, SampMessage
@@ -234,7 +235,7 @@ class Engine:
         """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,
         and ``table.load.*`` when table row actions need the table registry."""
         subs: dict[str, dict[str, Any]] = {p: {} for p in sorted(self.bus.mtype_patterns())}
-        for mt in HUB_EVENT_MTYPES + ("samp.app.ping",):
+        for mt in HUB_CLIENT_EVENT_MTYPES + ("samp.app.ping",):
             subs.setdefault(mt, {})
         if any(isinstance(a, (PointAt, HighlightRow, SelectRows))
                for r in self.rules for a in r.actions):
@@ -298,7 +299,7 @@ class Engine:
             return error("malformed message") if is_call else None
         if self.client is not None and sender_id == self.client.public_id:
             return ok() if is_call else None
-        if mtype in HUB_EVENT_MTYPES:
+        if mtype in HUB_CLIENT_EVENT_MTYPES:
             for hub_event in self.directory.apply(mtype, params):
                 self.bus.publish(hub_event)
             return ok() if is_call else None

@@ -36,7 +36,9 @@ reads a file.
 ``vars.NAME``             the file's variables (``vars:`` with ``--set`` overrides)
 ``response``, ``result``  the last ``call`` action's response map and its ``samp.result``
 ``responses.NAME``        the response of the ``call`` that had ``as: NAME``
-``registered(NAME)``      a client whose ``samp.name`` matches the glob is registered
+``registered(NAME)``      a client that the name pattern picks is registered (its
+                          public id, or its ``samp.name`` as a case-insensitive
+                          glob: `sampflow.samp.names`)
 ``subscribed(NAME, MT)``  such a client is subscribed to the MType
 ``match(VALUE, GLOB)``    case-insensitive glob match
 ``newest(FOLDER, GLOB)``  path of the newest regular file in the folder whose name matches
@@ -50,7 +52,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
-import fnmatch
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -61,6 +62,7 @@ from typing import Any, Protocol, Union
 from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..samp.names import glob_matches
 from .errors import ExpressionError
 from .events import Event, FileEvent, HubEvent, SampMessage, TimerEvent
 from .filefacts import FileFacts
@@ -133,7 +135,8 @@ def _keyword_offset(source: str, word: str) -> int | None:
 
 
 def _glob(value: Any, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(str(value).lower(), str(pattern).lower())
+    # ``match()`` and ``is matching``: the case-insensitive glob that names clients too
+    return glob_matches(str(value), str(pattern))
 
 
 def _make_env() -> ImmutableSandboxedEnvironment:
@@ -431,13 +434,13 @@ def newest(folder: str, pattern: str = "*") -> str | None:
     True
     """
     best: tuple[int, str] | None = None
-    pat = str(pattern).lower()
+    pat = str(pattern)
     try:
         with os.scandir(os.path.expanduser(str(folder))) as entries:
             for n, entry in enumerate(entries):
                 if n >= NEWEST_SCAN_LIMIT:
                     break
-                if not fnmatch.fnmatchcase(entry.name.lower(), pat):
+                if not glob_matches(entry.name, pat):
                     continue
                 try:
                     if not entry.is_file(follow_symlinks=False):

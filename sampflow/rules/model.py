@@ -16,28 +16,28 @@ Model::
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..samp.constants import SAMP_METADATA_KEYS
+from ..samp.types import is_valid_mtype, is_valid_pattern
 from .events import FILE_EVENT_KINDS, HUB_EVENT_KINDS
 from .expr import Condition, Template, ValueTemplate
 
 __all__ = [
-    "CATCH_UP", "DEFAULT_HOLD", "SENDER_PROFILES",
+    "CATCH_UP", "CLIENT_METADATA_KEYS", "DEFAULT_HOLD", "SENDER_PROFILES",
     "Action", "ActionOptions", "Broadcast", "Call", "Delay", "Exec", "FilesTrigger", "Forward",
     "HighlightRow", "HubTrigger", "Log", "MTypeTrigger", "Mode", "Notify", "PointAt", "Reply",
     "Rule", "RuleSet", "SelectRows", "SendFile", "TimerTrigger", "Trigger", "check_mtype",
+    "metadata_key",
 ]
-
-_ATOM = r"[0-9a-zA-Z\-_]+"
-_MTYPE = re.compile(rf"^{_ATOM}(\.{_ATOM})*$")
-_MTYPE_PATTERN = re.compile(rf"^(\*|{_ATOM}(\.{_ATOM})*(\.\*)?)$")
-
 
 def check_mtype(value: str, *, pattern: bool = False) -> str:
     """Return ``value`` if it is a valid MType (or, with ``pattern``, an MType pattern).
+
+    The syntax is the SAMP package's (`sampflow.samp.types.is_valid_mtype`,
+    `~sampflow.samp.types.is_valid_pattern`).
 
     Examples
     --------
@@ -48,11 +48,48 @@ def check_mtype(value: str, *, pattern: bool = False) -> str:
     ...
     ValueError: not a valid MType: 'table.*'
     """
-    rx = _MTYPE_PATTERN if pattern else _MTYPE
-    if not isinstance(value, str) or not rx.match(value):
+    valid = is_valid_pattern if pattern else is_valid_mtype
+    if not valid(value):
         kind = "MType pattern" if pattern else "MType"
         raise ValueError(f"not a valid {kind}: {value!r}")
     return value
+
+
+#: Short ``client:`` keys of a rule file -> the standard metadata keys they stand for.
+CLIENT_METADATA_KEYS = {
+    "name": "samp.name",
+    "description": "samp.description.text",
+    "description_html": "samp.description.html",
+    "icon": "samp.icon.url",
+    "documentation": "samp.documentation.url",
+}
+
+
+def metadata_key(key: str) -> str:
+    """The SAMP metadata key that ``client:`` key `key` of a rule file declares.
+
+    Parameters
+    ----------
+    key : str
+        A key of the ``client:`` map.
+
+    Returns
+    -------
+    str
+        The short names of `CLIENT_METADATA_KEYS` mapped; a standard key (SAMP 1.3 section
+        3.6) with or without its ``samp.`` prefix as the standard key; any other key with a
+        dot as written; one without a dot prefixed with ``samp.``.
+
+    Examples
+    --------
+    >>> [metadata_key(k) for k in ("description", "icon.url", "author.email", "author")]
+    ['samp.description.text', 'samp.icon.url', 'author.email', 'samp.author']
+    """
+    if key in CLIENT_METADATA_KEYS:
+        return CLIENT_METADATA_KEYS[key]
+    if f"samp.{key}" in SAMP_METADATA_KEYS:
+        return f"samp.{key}"
+    return key if "." in key else f"samp.{key}"
 
 
 class Mode(enum.Enum):
@@ -408,13 +445,33 @@ class RuleSet:
             raise ValueError(f"rule names must be unique: {', '.join(sorted(dup))}")
 
     def samp_metadata(self) -> dict[str, str]:
-        """SAMP metadata for the engine's client (``client:`` in the file)."""
-        meta = {"samp.name": self.client.get("name", "sampflow"),
-                "samp.description.text": self.client.get("description",
-                                                         "sampflow rules engine")}
-        for k, v in self.client.items():
-            if k not in ("name", "description"):
-                meta[k if "." in k else f"samp.{k}"] = v
+        """The SAMP metadata the engine's client declares, from ``client:`` in the file.
+
+        Each key becomes a metadata key (SAMP 1.3 section 3.6) by `metadata_key`:
+        ``name`` is ``samp.name``, ``description`` ``samp.description.text``,
+        ``description_html`` ``samp.description.html``, ``icon`` ``samp.icon.url`` and
+        ``documentation`` ``samp.documentation.url``; a standard key may also be written
+        with or without its ``samp.`` prefix (``icon.url``); any other key with a dot is
+        kept as written (``author.email``), one without gets ``samp.`` (``author`` is
+        ``samp.author``). Without them, ``samp.name`` is ``sampflow`` and
+        ``samp.description.text`` ``sampflow rules engine``.
+
+        Returns
+        -------
+        dict of str to str
+            Metadata key -> value; what `sampflow.session.RunSession` declares to the hub.
+
+        Examples
+        --------
+        >>> rs = RuleSet((), client={"name": "lab", "description": "lab rules",
+        ...                          "icon": "http://x/i.png"})
+        >>> rs.samp_metadata()  # doctest: +NORMALIZE_WHITESPACE
+        {'samp.name': 'lab', 'samp.description.text': 'lab rules',
+         'samp.icon.url': 'http://x/i.png'}
+        """
+        meta = {"samp.name": "sampflow", "samp.description.text": "sampflow rules engine"}
+        for key, value in self.client.items():
+            meta[metadata_key(key)] = value
         return meta
 
     def uses(self, *types: type) -> bool:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..samp.types import MTYPE_PATTERN_SYNTAX, MTYPE_SYNTAX
 from .spec import ACTION_OPTIONS, ACTIONS, RULE_FIELDS, TOP_FIELDS, TRIGGERS, F, ItemType, K
 
 __all__ = ["dumps", "json_schema"]
@@ -22,7 +23,6 @@ _DURATION = {"oneOf": [{"type": "number", "minimum": 0},
                        {"type": "string",
                         "pattern": r"^\s*((\d+(\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*)+$"},
                        _VARREF]}
-_MTYPE_PATTERN = r"^(\*|[0-9a-zA-Z_-]+(\.[0-9a-zA-Z_-]+)*(\.\*)?)$"
 
 
 def _one_or_many(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,9 +35,9 @@ def _field(spec: F) -> dict[str, Any]:
     if k in (K.STR, K.PATH, K.TEMPLATE):
         out = dict(_STR)
     elif k is K.MTYPE:
-        out = {"type": "string", "pattern": r"^[0-9a-zA-Z_-]+(\.[0-9a-zA-Z_-]+)*$"}
+        out = {"type": "string", "pattern": MTYPE_SYNTAX}
     elif k is K.MTYPES:
-        out = _one_or_many({"type": "string", "pattern": _MTYPE_PATTERN})
+        out = _one_or_many({"type": "string", "pattern": MTYPE_PATTERN_SYNTAX})
     elif k in (K.STRLIST, K.TEMPLATES):
         out = _one_or_many(_STR)
     elif k is K.ENUM:

@@ -226,7 +226,8 @@ RULE_FIELDS: dict[str, F] = {
 }
 
 TOP_FIELDS: dict[str, F] = {
-    "client": F(K.STRMAP, "the engine's SAMP metadata: name, description, ..."),
+    "client": F(K.STRMAP, "the engine's SAMP metadata: name, description, description_html, "
+                "icon, documentation (samp.* keys), or any metadata key"),
     "vars": F(K.VARS, "variables with defaults; use {{ vars.NAME }}; --set NAME=VALUE"),
     "rules": F(K.RULES, "the rules", required=True),
 }

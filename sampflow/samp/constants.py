@@ -7,8 +7,11 @@ import zlib
 from collections.abc import Callable
 
 __all__ = [
+    "HUB_CLIENT_EVENT_MTYPES",
+    "HUB_EVENT_MTYPES",
     "SAFE_MTYPES",
     "SAMP_ICON",
+    "SAMP_METADATA_KEYS",
     "SAMP_PROFILE_VERSION",
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
@@ -21,11 +24,41 @@ SAMP_STATUS_OK = "samp.ok"
 SAMP_STATUS_WARNING = "samp.warning"
 SAMP_STATUS_ERROR = "samp.error"
 
+#: The standard application metadata keys (section 3.6); other keys are free, and
+#: ``samp.`` ones are reserved for the standard.
+SAMP_METADATA_KEYS = (
+    "samp.name",
+    "samp.description.text",
+    "samp.description.html",
+    "samp.icon.url",
+    "samp.documentation.url",
+)
+
 #: The profile version written to the lockfile (section 4.2.2).
 SAMP_PROFILE_VERSION = "1.3"
 
 #: The Web Profile's well-known port (section 5.2.1).
 WEB_PROFILE_PORT = 21012
+
+#: The hub's administrative messages about its clients (SAMP 1.3, hub administrative
+#: MTypes): params ``id``, and ``metadata`` or ``subscriptions`` for the last two. A client
+#: that keeps a table of the other clients (the rules engine's directory) subscribes to these.
+HUB_CLIENT_EVENT_MTYPES = (
+    "samp.hub.event.register",
+    "samp.hub.event.unregister",
+    "samp.hub.event.metadata",
+    "samp.hub.event.subscriptions",
+)
+
+#: Every administrative MType the hub sends (SAMP 1.3, hub administrative MTypes): the client
+#: events, ``samp.hub.event.shutdown`` (broadcast just before the hub exits) and
+#: ``samp.hub.disconnect`` (sent to one client the hub is about to unregister, with a
+#: ``reason``). Non-hub clients should not send them.
+HUB_EVENT_MTYPES = (
+    "samp.hub.event.shutdown",
+    *HUB_CLIENT_EVENT_MTYPES,
+    "samp.hub.disconnect",
+)
 
 #: MType patterns a Web Profile client may send when the recipient says nothing about them
 #: (astropy's name for the list; the hub's policy is

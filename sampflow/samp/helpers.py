@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
 import secrets
 import tempfile
@@ -27,6 +26,7 @@ from .client.aio import AsyncSAMPClient
 from .client.sync import SAMPIntegratedClient
 from .config import conf
 from .errors import SAMPClientError, SAMPHubError
+from .names import client_matches
 from .types import error_response
 
 __all__ = [
@@ -90,19 +90,34 @@ def connection(client_name: str = "sampflow client",
 
 
 def find_client_id(conn: SAMPIntegratedClient, name: str) -> str:
-    """The public id of the first client whose ``samp.name`` matches `name`.
+    """The public id of the first registered client that the name pattern `name` picks.
 
-    The match ignores case and allows shell-style globs (``"ds9*"``).
+    The rule is `sampflow.samp.names.client_matches`: the exact public id, or the
+    ``samp.name`` as a case-insensitive shell-style glob (``"saoimage*"``, ``"topcat"``).
+
+    Parameters
+    ----------
+    conn : SAMPIntegratedClient
+        A connected client.
+    name : str
+        The name pattern.
+
+    Returns
+    -------
+    str
+        The public id.
 
     Raises
     ------
     SAMPClientError
         If no registered client matches.
     """
-    pattern = name.lower()
-    for client_id in conn.get_registered_clients():
-        client_name = str(conn.get_metadata(client_id).get("samp.name", ""))
-        if fnmatch.fnmatchcase(client_name.lower(), pattern):
+    client_ids = conn.get_registered_clients()
+    if name in client_ids:  # a public id picks that client alone (as in select_clients)
+        return name
+    for client_id in client_ids:
+        client_name = conn.get_metadata(client_id).get("samp.name")
+        if client_matches(name, client_id, client_name if isinstance(client_name, str) else None):
             return client_id
     raise SAMPClientError(f"no registered SAMP client named {name!r}")
 

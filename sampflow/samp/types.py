@@ -19,6 +19,8 @@ from typing import Any
 from .constants import SAMP_STATUS_ERROR, SAMP_STATUS_OK, SAMP_STATUS_WARNING
 
 __all__ = [
+    "MTYPE_PATTERN_SYNTAX",
+    "MTYPE_SYNTAX",
     "mtype_matches",
     "mtype_subtypes",
     "is_valid_mtype",
@@ -32,11 +34,20 @@ __all__ = [
     "decode_float",
     "encode_bool",
     "decode_bool",
+    "encode_value",
     "is_samp_value",
 ]
 
-_MTYPE_RE = re.compile(r"^[0-9a-zA-Z_\-]+(\.[0-9a-zA-Z_\-]+)*$")
-_PATTERN_RE = re.compile(r"^(\*|[0-9a-zA-Z_\-]+(\.[0-9a-zA-Z_\-]+)*(\.\*)?)$")
+#: An MType atom: one or more of digit, letter, ``-`` and ``_``.
+_ATOM = r"[0-9a-zA-Z_-]+"
+#: The MType syntax as a regular expression (atoms joined by ``.``): ``mtype ::= atom |
+#: mtype "." atom``. The text is also the JSON Schema ``pattern`` of the rule file format.
+MTYPE_SYNTAX = rf"^{_ATOM}(\.{_ATOM})*$"
+#: A subscription key (MType pattern): an MType, an MType followed by ``.*`` (the whole
+#: subtree below it, not the MType itself), or ``*`` alone (every MType).
+MTYPE_PATTERN_SYNTAX = rf"^(\*|{_ATOM}(\.{_ATOM})*(\.\*)?)$"
+_MTYPE_RE = re.compile(MTYPE_SYNTAX)
+_PATTERN_RE = re.compile(MTYPE_PATTERN_SYNTAX)
 
 
 def is_valid_mtype(mtype: object) -> bool:
@@ -267,6 +278,53 @@ def decode_bool(text: str) -> bool:
         return int(text) != 0
     except ValueError:
         return text.lower() in ("true", "yes")
+
+
+def encode_value(value: Any) -> Any:
+    """Encode a Python value as a SAMP value: strings, lists and string-keyed maps.
+
+    SAMP has only those three types (section 3.3); the other scalars travel as strings with
+    the standard's conventions (section 3.4): integers as decimal text (`encode_int`), floats
+    as their shortest round-tripping text (`encode_float`), booleans as ``"1"`` / ``"0"``
+    (`encode_bool`). SAMP has no null: ``None`` is the empty string. Tuples become lists,
+    map keys become strings, and anything else its ``str()``.
+
+    Parameters
+    ----------
+    value : object
+        A string, number, boolean, None, or a list, tuple or dict of those, nested.
+
+    Returns
+    -------
+    str, list or dict
+        A value `is_samp_value` accepts.
+
+    Examples
+    --------
+    >>> encode_value({"row": 3, "ok": True, "list": [1.5, None], 7: ("a",)})
+    {'row': '3', 'ok': '1', 'list': ['1.5', ''], '7': ['a']}
+
+    A float with no SAMP encoding (NaN, infinity) is sent as its Python text rather than
+    refused, so that one odd value does not stop a message:
+
+    >>> encode_value(float("nan"))
+    'nan'
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return encode_bool(value)
+    if isinstance(value, int):
+        return encode_int(value)
+    if isinstance(value, float):
+        return encode_float(value) if math.isfinite(value) else repr(float(value))
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_value(v) for v in value]
+    return str(value)
 
 
 def is_samp_value(value: object, _depth: int = 0) -> bool:

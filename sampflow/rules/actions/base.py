@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...samp.types import encode_value
 from ..clients import ClientDirectory
 from ..errors import ActionError, NotConnected, RecipientMissing
 from ..events import Event, SampMessage
@@ -29,29 +30,15 @@ log = logging.getLogger("sampflow.rules")
 
 
 def to_samp(value: Any) -> Any:
-    """Make ``value`` a SAMP value: strings, lists and string-keyed maps.
-
-    Numbers become their decimal strings and booleans ``"1"``/``"0"`` (the standard's
-    encodings); ``None`` becomes ``""``.
+    """Make ``value`` a SAMP value: `sampflow.samp.types.encode_value` (strings, lists and
+    string-keyed maps; numbers as decimal strings, booleans ``"1"``/``"0"``, ``None`` ``""``).
 
     Examples
     --------
     >>> to_samp({"row": 3, "ok": True, "list": [1.5, None]})
     {'row': '3', 'ok': '1', 'list': ['1.5', '']}
     """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return {str(k): to_samp(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_samp(v) for v in value]
-    return str(value)
+    return encode_value(value)
 
 
 class Outbox:

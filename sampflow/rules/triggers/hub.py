@@ -1,12 +1,13 @@
-"""Trigger platform for hub events: ``on: {registered: DS9}`` (also ``unregistered``,
-``metadata``, ``subscriptions``), matching the client's ``samp.name`` by glob."""
+"""Trigger platform for hub events: ``on: {registered: SAOImageDS9}`` (also
+``unregistered``, ``metadata``, ``subscriptions``), picking the client by the one name rule
+(`sampflow.samp.names`: its public id, or its ``samp.name`` as a case-insensitive glob)."""
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from typing import Any
 
+from ...samp.names import client_matches
 from ..events import Event, HubEvent
 from ..model import HubTrigger
 from .bus import EventBus
@@ -21,9 +22,7 @@ def attach(config: HubTrigger, fire: Callable[[Event], Any], bus: EventBus
     def listener(event: Event) -> Any:
         if not isinstance(event, HubEvent):
             return None
-        name = (event.client_name or "").lower()
-        if any(fnmatch.fnmatchcase(name, p.lower()) or p == event.client_id
-               for p in config.clients):
+        if any(client_matches(p, event.client_id, event.client_name) for p in config.clients):
             return fire(event)
         return None
 

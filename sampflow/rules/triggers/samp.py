@@ -16,7 +16,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from ...samp.link.naming import address_glob
+from ...samp.names import client_matches
 from ..events import Event, SampMessage
 from ..model import MTypeTrigger
 from .bus import EventBus
@@ -25,10 +25,6 @@ __all__ = ["attach", "matches", "profile_matches"]
 
 #: Profiles the hub reports that count as ``standard``: desktop tools and the hub itself.
 _STANDARD = ("standard", "hub")
-
-
-def _glob(value: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
 def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
@@ -66,26 +62,20 @@ def profile_matches(config: MTypeTrigger, profile: str | None) -> bool:
     return profile == "web" and "web" in wanted
 
 
-def _from_hub(name: str, pattern: str) -> bool:
-    proxies = address_glob(pattern)
-    return proxies is not None and _glob(name, proxies)
-
-
 def matches(config: MTypeTrigger, msg: SampMessage) -> bool:
     """Whether the sender and params of ``msg`` satisfy ``config`` (the MType is the index's job).
 
-    Sender names are globs, case-insensitive; a sender with no known name matches only ``*``.
-    The sender's profile must suit the trigger (`profile_matches`).
-    ``NAME@HUB`` matches the proxy of client ``NAME`` of linked hub ``HUB`` (``*@desk3``:
-    anything from desk3), see `sampflow.samp.link.naming.address_glob`.
+    ``from:`` patterns pick the sender by the one name rule (`sampflow.samp.names`): its
+    exact public id, or its ``samp.name`` as a case-insensitive glob (a sender with no known
+    name matches only ``*``); ``NAME@HUB`` matches the proxy of client ``NAME`` of linked hub
+    ``HUB`` (``*@desk3``: anything from desk3). The sender's profile must suit the trigger
+    (`profile_matches`).
     """
     if not profile_matches(config, msg.sender_profile):
         return False
-    if config.senders:
-        name = msg.sender_name or ""
-        if not any(_glob(name, p) or _glob(msg.sender_id, p) or _from_hub(name, p)
-                   for p in config.senders):
-            return False
+    if config.senders and not any(client_matches(p, msg.sender_id, msg.sender_name)
+                                  for p in config.senders):
+        return False
     for key, pattern in config.params:
         value = msg.params.get(key)
         if not isinstance(value, str) or not fnmatch.fnmatchcase(value, pattern):

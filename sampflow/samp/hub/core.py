@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..constants import HUB_EVENT_MTYPES  # re-exported: the administrative MTypes it sends
 from ..errors import LocalProtocolError
 from ..types import error_response, make_response
 from .registry import ClientRecord, Profile, Registry
@@ -52,16 +53,6 @@ __all__ = [
 #: result ``{"profile": "standard" | "web" | "hub"}``. It lets a client (the rules engine)
 #: tell Web Profile clients from the others without the hub touching anyone's metadata.
 PROFILE_MTYPE = "sampflow.hub.profile"
-
-#: Administrative MTypes the hub sends (section 3.12 / MType list 6.1).
-HUB_EVENT_MTYPES = (
-    "samp.hub.event.shutdown",
-    "samp.hub.event.register",
-    "samp.hub.event.unregister",
-    "samp.hub.event.metadata",
-    "samp.hub.event.subscriptions",
-    "samp.hub.disconnect",
-)
 
 #: Sees every message (and every response) the hub accepts: ``observer(sender, message)``. The Web
 #: Profile's URL translator uses it to learn which URLs Standard Profile clients mention.

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client.aio import AsyncSAMPClient
+from ..constants import HUB_EVENT_MTYPES
 from ..errors import SAMPError
 from ..hub.core import Delivery
 from ..hub.registry import ClientRecord, Profile
@@ -32,10 +33,6 @@ from .policy import SharePolicy
 __all__ = ["ClientMirror"]
 
 log = logging.getLogger("sampflow.link")
-
-_EVENTS = ("samp.hub.event.register", "samp.hub.event.unregister",
-           "samp.hub.event.metadata", "samp.hub.event.subscriptions",
-           "samp.hub.event.shutdown", "samp.hub.disconnect")
 
 
 class _Local:
@@ -89,7 +86,7 @@ class ClientMirror:
             If no hub answers at the lockfile.
         """
         await self.bridge.connect(lockfile=self.lockfile)
-        await self.bridge.declare_subscriptions({mtype: {} for mtype in _EVENTS})
+        await self.bridge.declare_subscriptions({mtype: {} for mtype in HUB_EVENT_MTYPES})
         for cid in await self.bridge.get_registered_clients():
             if cid != self.bridge.hub_id:
                 await self._fetch(cid)

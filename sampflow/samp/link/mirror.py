@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..constants import HUB_CLIENT_EVENT_MTYPES
 from ..errors import LocalProtocolError
 from ..hub.core import Delivery
 from ..hub.registry import ClientRecord, Profile
@@ -39,8 +40,6 @@ log = logging.getLogger("sampflow.link")
 
 #: What a proxy's callback is set to: the marker that makes the core count it callable.
 CALLBACK = "sampflow-link:"
-_EVENTS = ("samp.hub.event.register", "samp.hub.event.unregister",
-           "samp.hub.event.metadata", "samp.hub.event.subscriptions")
 
 #: ``on_delivery(delivery, hub, remote_id)``: a delivery for the proxy of `remote_id` on `hub`.
 DeliveryHandler = Callable[[Delivery, str, str], None]
@@ -111,7 +110,7 @@ class HubMirror:
             "samp.description.text": "sampflow federation link: clients of other hubs "
                                      "appear here as proxies",
             HUB_KEY: self.name,
-        }, {mtype: {} for mtype in _EVENTS})
+        }, {mtype: {} for mtype in HUB_CLIENT_EVENT_MTYPES})
 
     def detach(self) -> None:
         """Remove every proxy and the bridge client, then leave the hub."""
