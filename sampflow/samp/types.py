@@ -57,10 +57,10 @@ def is_valid_mtype(mtype: object) -> bool:
     --------
     >>> is_valid_mtype("table.load.votable")
     True
-    >>> is_valid_mtype("table.*")
-    False
+    >>> is_valid_mtype("table.*"), is_valid_mtype("table.load.votable\\n")
+    (False, False)
     """
-    return isinstance(mtype, str) and _MTYPE_RE.match(mtype) is not None
+    return isinstance(mtype, str) and _MTYPE_RE.fullmatch(mtype) is not None
 
 
 def is_valid_pattern(pattern: object) -> bool:
@@ -71,7 +71,7 @@ def is_valid_pattern(pattern: object) -> bool:
     >>> [is_valid_pattern(p) for p in ("*", "table.*", "table.load.votable", "tab*")]
     [True, True, True, False]
     """
-    return isinstance(pattern, str) and _PATTERN_RE.match(pattern) is not None
+    return isinstance(pattern, str) and _PATTERN_RE.fullmatch(pattern) is not None
 
 
 def mtype_subtypes(mtype: str) -> list[str]:

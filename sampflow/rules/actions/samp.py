@@ -39,7 +39,7 @@ async def call(action: Call, ctx: ActionContext) -> None:
         ctx.ns["result"] = response.get("samp.result", {})
         if action.name:
             ctx.ns["responses"] = {**ctx.ns.get("responses", {}), action.name: response}
-    for cid, response in zip(ids, responses):
+    for cid, response in zip(ids, responses, strict=True):
         if response.get("samp.status") == "samp.error":
             text = (response.get("samp.error") or {}).get("samp.errortxt", "no reason given")
             raise ActionError(f"{ctx.outbox.directory.name_of(cid) or cid} answered "
