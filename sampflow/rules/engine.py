@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..samp.constants import HUB_CLIENT_EVENT_MTYPES
+from ..samp.constants import HUB_CLIENT_EVENT_MTYPES, HUB_EVENT_MTYPES
 from .actions import ActionContext, Outbox, TableRegistry, run_action
 from .clients import ClientDirectory
 from .deliveries import FileDeliveries
@@ -232,10 +232,13 @@ class Engine:
                     functools.partial(_copy_result, target=fut))
 
     def subscriptions(self) -> dict[str, dict[str, Any]]:
-        """The subscriptions map: the rules' MType patterns, the hub events, ``samp.app.ping``,
-        and ``table.load.*`` when table row actions need the table registry."""
+        """The subscriptions map: the rules' MType patterns, every hub administrative MType
+        (the client events feed the directory; ``samp.hub.event.shutdown`` and
+        ``samp.hub.disconnect`` tell the session at once that the hub has gone),
+        ``samp.app.ping``, and ``table.load.*`` when table row actions need the table
+        registry."""
         subs: dict[str, dict[str, Any]] = {p: {} for p in sorted(self.bus.mtype_patterns())}
-        for mt in HUB_CLIENT_EVENT_MTYPES + ("samp.app.ping",):
+        for mt in HUB_EVENT_MTYPES + ("samp.app.ping",):
             subs.setdefault(mt, {})
         if any(isinstance(a, (PointAt, HighlightRow, SelectRows))
                for r in self.rules for a in r.actions):
@@ -302,6 +305,8 @@ class Engine:
         if mtype in HUB_CLIENT_EVENT_MTYPES:
             for hub_event in self.directory.apply(mtype, params):
                 self.bus.publish(hub_event)
+            return ok() if is_call else None
+        if mtype in HUB_EVENT_MTYPES:  # shutdown, disconnect: the client tells the session
             return ok() if is_call else None
         if mtype in TABLE_LOAD_MTYPES:
             self.tables.note_load(params)

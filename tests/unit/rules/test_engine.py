@@ -324,7 +324,8 @@ async def test_subscriptions_are_exactly_what_rules_need(setup) -> None:
     assert set(eng.subscriptions()) == {
         "table.*", "coord.pointAt.sky", "samp.app.ping", "table.load.votable",
         "table.load.fits", "samp.hub.event.register", "samp.hub.event.unregister",
-        "samp.hub.event.metadata", "samp.hub.event.subscriptions"}
+        "samp.hub.event.metadata", "samp.hub.event.subscriptions", "samp.hub.event.shutdown",
+        "samp.hub.disconnect"}
     assert set(eng.client.subscriptions) == set(eng.subscriptions())
 
 
