@@ -60,9 +60,10 @@ HUB_EVENT_MTYPES = (
     "samp.hub.disconnect",
 )
 
-#: MType patterns a Web Profile client may send when the recipient says nothing about them
-#: (astropy's name for the list; the hub's policy is
-#: `sampflow.samp.hub.web_policy.DEFAULT_HARMLESS_MTYPES`, the same patterns).
+#: MType patterns a Web Profile client may send when the recipient says nothing about them:
+#: they load or point at data, and none runs code or reveals the user's environment
+#: (astropy's name for the list; the hub's Web Profile policy,
+#: `sampflow.samp.hub.web_policy.DEFAULT_HARMLESS_MTYPES`, is made from it).
 SAFE_MTYPES = [
     "samp.app.*",
     "samp.msg.progress",

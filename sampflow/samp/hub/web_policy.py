@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from yarl import URL
 
+from ..constants import SAFE_MTYPES
 from ..types import mtype_matches
 from .registry import ClientRecord, Profile
 
@@ -48,17 +49,9 @@ log = logging.getLogger("sampflow.hub.web")
 HARMLESS_KEY = "x-samp.mostly-harmless"
 
 #: MType patterns a web client may send when the recipient's annotation says nothing: they
-#: load or point at data, and none runs code or reveals the user's environment.
-DEFAULT_HARMLESS_MTYPES: tuple[str, ...] = (
-    "samp.app.*",
-    "samp.msg.progress",
-    "table.*",
-    "image.*",
-    "coord.*",
-    "spectrum.*",
-    "bibcode.*",
-    "voresource.*",
-)
+#: load or point at data, and none runs code or reveals the user's environment (the list is
+#: `sampflow.samp.constants.SAFE_MTYPES`, astropy's name for it).
+DEFAULT_HARMLESS_MTYPES: tuple[str, ...] = tuple(SAFE_MTYPES)
 
 #: Nesting levels searched for URLs in what web clients send: deeper than what is searched
 #: in what trusted clients send (32), and than XML-RPC requests may nest (`xmlrpc.MAX_DEPTH`).
