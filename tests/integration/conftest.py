@@ -11,6 +11,7 @@ import pytest
 from samphub import SampflowHub, running_hub
 
 from sampflow.samp.hub.server import AsyncHub
+from sampflow.samp.hub.sync import SAMPHubServer
 
 StartHub = Callable[..., Awaitable[AsyncHub]]
 
@@ -54,3 +55,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     each request may take two minutes."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
         yield s
+
+
+@pytest.fixture
+def hub_server(tmp_path: Path) -> Iterator[SAMPHubServer]:
+    """A running `SAMPHubServer` (the astropy-compatible blocking hub, Standard Profile only)
+    on a lockfile in `tmp_path`, stopped after the test."""
+    server = SAMPHubServer(lockfile=str(tmp_path / "lock"), web_profile=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

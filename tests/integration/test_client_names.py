@@ -41,13 +41,9 @@ class Stand:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[SAMPHubServer]:
-    server = SAMPHubServer(lockfile=str(tmp_path / "lock"), web_profile=False)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def hub(hub_server: SAMPHubServer) -> SAMPHubServer:
+    """The astropy-compatible hub these tests use (see conftest)."""
+    return hub_server
 
 
 @pytest.fixture
