@@ -42,7 +42,7 @@ from .deliveries import FileDeliveries
 from .errors import ExpressionError, RulesError
 from .events import Event, FileEvent, HubEvent, SampMessage
 from .expr import FileInfo, build_namespace
-from .filefacts import FileFacts, facts_for, offload
+from .filefacts import FileFacts, facts_for
 from .guard import EchoGuard
 from .ledger import Ledger
 from .messenger import Messenger, error, ok, warning
@@ -58,6 +58,7 @@ from .model import (
     SelectRows,
     Trigger,
 )
+from .offload import offload
 from .runner import Outcome, RuleRunner
 from .services import RuleServices
 from .trace import FiringRecord, TraceWriter

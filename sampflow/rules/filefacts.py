@@ -12,41 +12,41 @@ the event loop:
   :data:`MAX_HDUS` headers, :data:`MAX_HEADER_BYTES` of header text, :data:`MAX_READ_BYTES`
   read from the disk and :data:`MAX_DECOMPRESSED_BYTES` decompressed;
 * a VOTable is recognised by its root element within the first :data:`SNIFF_BYTES`;
-* the work runs in a small pool of daemon threads of its own (:data:`WORKERS`), so a slow file
-  system never starves the default executor and cannot keep the process from exiting, and each
-  look is given :data:`TIMEOUT` seconds.
+* the work runs in a small pool of daemon threads (:mod:`~sampflow.rules.offload`), so a
+  slow file system never starves the default executor and cannot keep the process from
+  exiting, and each look is given :data:`TIMEOUT` seconds.
 
 Results are cached per ``(path, size, mtime_ns, inode)``, so two rules looking at one file
 (and then ``send_file``) read it once.
 
-The API is :func:`facts_for` (``await facts_for(path) -> FileFacts``), :func:`read_facts` (the
-synchronous, bounded reader itself, for worker threads) and :func:`offload` (run any other small
-blocking call, such as a ``stat``, in the same pool). This module imports nothing else of
-sampflow's but :mod:`~sampflow.rules.astropy_warnings` (astropy's warnings about a file are
-kept in :attr:`FileFacts.warnings` for the file's log line), so both
-:mod:`~sampflow.rules.expr` and the actions can use it.
+The API is :func:`facts_for` (``await facts_for(path) -> FileFacts``) and :func:`read_facts`
+(the synchronous, bounded reader itself, for worker threads); :func:`offload` (any other small
+blocking call in the same pool) is re-exported from :mod:`~sampflow.rules.offload`. This
+module imports nothing else of sampflow's but those two modules and
+:mod:`~sampflow.rules.astropy_warnings` (astropy's warnings about a file are kept in
+:attr:`FileFacts.warnings` for the file's log line), so both :mod:`~sampflow.rules.expr` and
+the actions can use it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bz2
-import concurrent.futures
 import gzip
 import os
-import queue
 import re
 import stat
 import threading
 import types
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from . import astropy_warnings
+from .offload import offload
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
@@ -55,7 +55,6 @@ __all__ = [
     "MAX_READ_BYTES",
     "SNIFF_BYTES",
     "TIMEOUT",
-    "WORKERS",
     "FileFacts",
     "facts_for",
     "offload",
@@ -74,8 +73,6 @@ MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 SNIFF_BYTES = 64 * 1024
 #: Seconds one look may take before it is given up (the file counts as unreadable).
 TIMEOUT = 10.0
-#: Threads of the pool.
-WORKERS = 4
 
 _BLOCK = 2880
 _CARD = 80
@@ -511,65 +508,7 @@ class _Cache:
 _CACHE = _Cache()
 
 
-# ------------------------------------------------------------------------------------- pool
-
-T = TypeVar("T")
-
-
-class _DaemonPool:
-    """A bounded pool of daemon threads (a stuck read cannot hold up the process's exit, as a
-    :class:`concurrent.futures.ThreadPoolExecutor` worker would)."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fut, fn, args))
-        with self._lock:
-            if self._idle == 0 and len(self._threads) < self._workers:
-                t = threading.Thread(target=self._work, name=f"sampflow-filefacts-"
-                                     f"{len(self._threads)}", daemon=True)
-                self._threads.append(t)
-                self._idle += 1
-                t.start()
-        return fut
-
-    def _work(self) -> None:
-        while True:
-            fut, fn, args = self._queue.get()
-            with self._lock:
-                self._idle -= 1
-            try:
-                if fut.set_running_or_notify_cancel():
-                    try:
-                        fut.set_result(fn(*args))
-                    except BaseException as exc:
-                        fut.set_exception(exc)
-            finally:
-                with self._lock:
-                    self._idle += 1
-
-
-_POOL = _DaemonPool(WORKERS)
 _INFLIGHT: dict[tuple[int, str], asyncio.Future[FileFacts]] = {}
-
-
-async def offload(fn: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
-    """Run a small blocking call (a ``stat``, a folder listing) in the file-facts pool.
-
-    Raises
-    ------
-    TimeoutError
-        If it did not finish within `timeout` seconds (the thread is left to finish).
-    Exception
-        Whatever `fn` raised.
-    """
-    return await asyncio.wait_for(asyncio.wrap_future(_POOL.submit(fn, *args)), timeout)
 
 
 async def facts_for(path: str, *, timeout: float = TIMEOUT) -> FileFacts:

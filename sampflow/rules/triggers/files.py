@@ -70,9 +70,9 @@ from watchdog.observers.polling import PollingObserver
 
 from ..deliveries import CatchUpPlanner, scan_folder
 from ..events import Event, FileEvent
-from ..filefacts import offload
 from ..ledger import Ledger
 from ..model import FilesTrigger
+from ..offload import offload
 from .bus import EventBus
 
 __all__ = ["REARM_POLL", "CatchUpProgress", "FolderWatch", "attach"]
