@@ -26,7 +26,7 @@ from typing import Any, Self
 from peers.process import ManagedProcess, spawn, wait_until
 from samphub import Recorder, SampflowHub, hub_env
 
-from sampflow.samp.errors import SAMPError
+from sampflow.samp.errors import SAMPError, SAMPProxyError
 from sampflow.samp.lockfile import read_lockfile_unchecked
 
 __all__ = ["SECRET", "TEST_SHARE", "Clients", "Federation", "NatsServer", "NetLab", "free_port",
@@ -194,11 +194,20 @@ class Clients:
 
 
 async def names(recorder: Recorder) -> dict[str, str]:
-    """Public id -> samp.name of every client `recorder`'s hub shows it."""
+    """Public id -> samp.name of every client `recorder`'s hub shows it.
+
+    A client that unregisters between the two hub calls (a proxy of a hub that just died) is
+    left out; a fault about a client still registered is raised.
+    """
     client = recorder.client
     out = {}
     for cid in await client.get_registered_clients():
-        meta = await client.get_metadata(cid)
+        try:
+            meta = await client.get_metadata(cid)
+        except SAMPProxyError:
+            if cid in await client.get_registered_clients():
+                raise
+            continue
         out[cid] = meta.get("samp.name", "")
     return out
 
