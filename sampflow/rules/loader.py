@@ -7,8 +7,9 @@ in :mod:`sampflow.rules.spec`. Duplicate keys are errors.
 
 Hostile input
 -------------
-A rule file is treated as untrusted input, with documented limits, each refused with one
-``file:line:col: reason`` line rather than a hang or a traceback:
+A rule file is treated as untrusted input (composed by :mod:`~sampflow.rules.rulefile_yaml`),
+with documented limits, each refused with one ``file:line:col: reason`` line rather than a hang
+or a traceback:
 
 * at most :data:`MAX_FILE_BYTES` (1 MiB) per file, checked before it is read;
 * YAML nesting at most :data:`MAX_DEPTH` (100) levels;
@@ -41,72 +42,20 @@ import yaml
 from . import model as m
 from .errors import ExpressionError, Problem, RuleFileError
 from .expr import And, ExpressionSyntaxError, Not, Or, compile_condition, compile_template
+from .rulefile_yaml import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    RuleFileLoader,
+    compose_document,
+    too_big,
+)
 from .spec import ACTION_OPTIONS, ACTIONS, RULE_FIELDS, TOP_FIELDS, TRIGGERS, F, ItemType, K
 
 T = TypeVar("T")
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_FILE_BYTES", "RuleFileLoader", "load", "load_file",
            "load_files", "load_paths", "parse_duration"]
-
-#: Largest rule file accepted, in bytes (characters for a text given to :func:`load`).
-MAX_FILE_BYTES = 1024 * 1024
-#: Deepest YAML nesting accepted (collections inside collections).
-MAX_DEPTH = 100
-#: Most nodes that aliases may add to the document once expanded.
-MAX_ALIAS_NODES = 10_000
-
-
-class RuleFileLimitError(yaml.MarkedYAMLError):
-    """A rule file crossed one of the loader's limits; ``problem_mark`` says where."""
-
-
-class RuleFileLoader(yaml.BaseLoader):
-    """pyyaml loader with ``BaseLoader`` resolution: every scalar is a plain string.
-
-    The composer is bounded: nesting deeper than :data:`MAX_DEPTH`, aliases adding more than
-    :data:`MAX_ALIAS_NODES` nodes and self-referring aliases raise :class:`RuleFileLimitError`.
-    Aliases share the anchored node (composition stays linear); the bound is on the size the
-    checker would walk.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._expanded = 0  # nodes composed, counting each alias as its target's size
-        self._aliased = 0  # nodes added by aliases
-        self._sizes: dict[int, int] = {}  # id(anchored node) -> its expanded size
-
-    def _limit(self, mark: Any, reason: str) -> RuleFileLimitError:
-        return RuleFileLimitError(None, None, reason, mark)
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in the stubs
-        if isinstance(event, yaml.AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                size = self._sizes.get(id(target))
-                if size is None:
-                    raise self._limit(event.start_mark, f"alias *{event.anchor} refers to the "
-                                      "collection that contains it")
-                self._expanded += size
-                self._aliased += size
-                if self._aliased > MAX_ALIAS_NODES:
-                    raise self._limit(event.start_mark, f"alias *{event.anchor}: aliases "
-                                      f"expand to more than {MAX_ALIAS_NODES:,} nodes")
-            return super().compose_node(parent, index)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise self._limit(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
-        before = self._expanded
-        self._expanded += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if getattr(event, "anchor", None):
-            self._sizes[id(node)] = self._expanded - before
-        return node
-
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -481,37 +430,9 @@ def _plain(node: yaml.Node) -> Any:
     return node.value
 
 
-def _too_big(size: int, filename: str) -> Problem:
-    return Problem(filename, 1, 1, "", f"the file is {size / 2**20:.1f} MiB; the limit for a rule "
-                   f"file is {MAX_FILE_BYTES / 2**20:g} MiB")
-
-
-def _document(text: str, filename: str) -> yaml.Node | Problem:
-    if len(text) > MAX_FILE_BYTES:
-        return _too_big(len(text), filename)
-    try:
-        node = yaml.compose(text, Loader=RuleFileLoader)
-    except RuleFileLimitError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return Problem(filename, line, col, "", str(exc.problem))
-    except RecursionError:  # pragma: no cover - MAX_DEPTH is far below Python's limit
-        return Problem(filename, 1, 1, "", f"nested more than {MAX_DEPTH} levels deep")
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = " ".join(x for x in (exc.context, exc.problem) if x)
-        return Problem(filename, line, col, "", f"YAML syntax error: {reason}")
-    except yaml.YAMLError as exc:
-        return Problem(filename, 1, 1, "", f"YAML error: {exc}")
-    if node is None:
-        return Problem(filename, 1, 1, "", "the file is empty")
-    return node
-
-
 def _load(text: str, filename: str, overrides: Mapping[str, str], problems: list[Problem]
           ) -> tuple[list[m.Rule], dict[str, Any], dict[str, str], set[str]]:
-    doc = _document(text, filename)
+    doc = compose_document(text, filename)
     if isinstance(doc, Problem):
         problems.append(doc)
         return [], {}, {}, set()
@@ -646,7 +567,7 @@ def load_paths(paths: Iterable[str | os.PathLike[str]],
                 size = os.fstat(f.fileno()).st_size
                 data = b"" if size > MAX_FILE_BYTES else f.read(MAX_FILE_BYTES + 1)
             if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
-                problems.append(_too_big(max(size, len(data)), str(p)))
+                problems.append(too_big(max(size, len(data)), str(p)))
                 continue
             sources.append((str(p), data.decode("utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
