@@ -70,6 +70,13 @@ asyncio.run(main())
 WATCH_GONE = r"""
 import asyncio, sys
 from sampflow.samp.client.aio import AsyncSAMPClient
+from sampflow.samp.errors import SAMPProxyError
+
+async def name(client, cid):
+    try:
+        return (await client.get_metadata(cid)).get("samp.name", "")
+    except SAMPProxyError:  # it left between the two calls
+        return ""
 
 async def main():
     client = AsyncSAMPClient("watcher", callable=False)
@@ -77,8 +84,7 @@ async def main():
     async with asyncio.timeout(30):
         while True:
             found = [cid for cid in await client.get_registered_clients()
-                     if (await client.get_metadata(cid)).get("samp.name", "").endswith(
-                         "(proxy@B)")]
+                     if (await name(client, cid)).endswith("(proxy@B)")]
             if sys.argv[2] == "present" and found or sys.argv[2] == "gone" and not found:
                 break
             await asyncio.sleep(0.1)
