@@ -1,5 +1,5 @@
 """How a user names a SAMP client: the one rule for ``to:``, ``from:``, ``registered:``,
-``registered('DS9')``, ``sampflow send --to`` and `find_client_id`.
+``registered(...)``, ``sampflow send --to`` and `find_client_id`.
 
 A *name pattern* picks a client by its public id or by its ``samp.name`` (SAMP 1.3 section
 3.6 metadata):
